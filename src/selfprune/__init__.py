@@ -1,0 +1,69 @@
+"""selfprune: prune training data by the model's own signal, and prove it worked.
+
+``import selfprune`` is light: heavy libraries (torch, faiss, pyarrow, transformers) load only when
+a name that needs them is first used. Public names resolve lazily from ``_LAZY``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+from selfprune.errors import (  # noqa: E402
+    DataSourceError,
+    InvalidInputError,
+    MissingExtraError,
+    SelfpruneError,
+    StoreError,
+)
+from selfprune.scores import Scores, ScoreTable  # noqa: E402
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # io
+    "load_source": "selfprune.io.sources",
+    "Dataset": "selfprune.io.sources",
+    "EmbeddingStore": "selfprune.io.store",
+    "load_embeddings": "selfprune.io.store",
+    "read_scores": "selfprune.io.tables",
+    "write_scores": "selfprune.io.tables",
+    "read_ids": "selfprune.io.tables",
+    "write_ids": "selfprune.io.tables",
+    # embed
+    "get_encoder": "selfprune.embed",
+    "embed": "selfprune.embed",
+    # metrics
+    "prototypes": "selfprune.metrics",
+    "class_prototypes": "selfprune.metrics",
+    "random_scores": "selfprune.metrics",
+    # select
+    "select": "selfprune.select",
+    "Selection": "selfprune.select",
+}
+
+__all__ = [
+    "__version__",
+    "SelfpruneError",
+    "InvalidInputError",
+    "DataSourceError",
+    "StoreError",
+    "MissingExtraError",
+    "Scores",
+    "ScoreTable",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selfprune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,144 @@
+"""Validation at the boundary: every public function checks its inputs here once, then computes.
+
+Messages name the caller, the parameter, what is allowed and what was given.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from selfprune.errors import InvalidInputError
+
+SeedLike = int | np.random.Generator
+
+
+def check_embeddings(x, *, caller: str, min_rows: int = 1, name: str = "embeddings") -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 (N, D) array, or raise InvalidInputError."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidInputError(f"{caller}: {name} is not an array ({exc})") from exc
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{caller}: {name} must be 2-D (N, D), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidInputError(f"{caller}: {name} is empty (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InvalidInputError(f"{caller}: {name} must be real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise InvalidInputError(
+            f"{caller}: {name} contain NaN or Inf in {len(rows)} row(s), first at row {rows[0]}"
+        )
+    if arr.shape[0] < min_rows:
+        raise InvalidInputError(
+            f"{caller}: needs at least {min_rows} rows of {name}, got {arr.shape[0]}"
+        )
+    return arr
+
+
+def check_ids(ids, n: int, *, caller: str) -> np.ndarray:
+    """Return unique example ids aligned with ``n`` rows; ``None`` means ``0..n-1``."""
+    if ids is None:
+        return np.arange(n, dtype=np.int64)
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{caller}: ids must be 1-D, got shape {arr.shape}")
+    if len(arr) != n:
+        raise InvalidInputError(f"{caller}: {len(arr)} ids for {n} rows; they must match")
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind in "UO":
+        arr = arr.astype(str)
+    else:
+        raise InvalidInputError(f"{caller}: ids must be integers or strings, got dtype {arr.dtype}")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if len(uniq) != len(arr):
+        dup = uniq[counts > 1]
+        raise InvalidInputError(
+            f"{caller}: ids must be unique; {len(dup)} duplicated, e.g. {dup[0]!r}"
+        )
+    return arr
+
+
+def check_labels(labels, n: int, *, caller: str) -> np.ndarray:
+    """Return integer class labels aligned with ``n`` rows."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{caller}: labels must be 1-D, got shape {arr.shape}")
+    if len(arr) != n:
+        raise InvalidInputError(f"{caller}: {len(arr)} labels for {n} rows; they must match")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise InvalidInputError(
+                f"{caller}: labels must be integer class indices, got dtype {arr.dtype}"
+            )
+    if n and arr.min() < 0:
+        raise InvalidInputError(f"{caller}: labels must be >= 0, got {arr.min()}")
+    return arr.astype(np.int64)
+
+
+def check_scores_values(values, n: int | None = None, *, caller: str) -> np.ndarray:
+    """Return finite float64 (N,) values."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{caller}: values must be 1-D, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise InvalidInputError(f"{caller}: {len(arr)} values for {n} ids; they must match")
+    if not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr))
+        raise InvalidInputError(
+            f"{caller}: values contain NaN or Inf at {len(bad)} position(s), first {bad[0]}"
+        )
+    return arr
+
+
+def resolve_keep(keep, n: int, *, caller: str) -> int:
+    """How many of ``n`` examples to keep: a fraction in (0, 1] or a whole count in [1, n]."""
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real):
+        raise InvalidInputError(f"{caller}: keep must be a fraction or a count, got {keep!r}")
+    if n <= 0:
+        raise InvalidInputError(f"{caller}: nothing to select from (0 examples)")
+    if isinstance(keep, numbers.Integral) or (float(keep) > 1 and float(keep).is_integer()):
+        count = int(keep)
+        if not 1 <= count <= n:
+            raise InvalidInputError(f"{caller}: keep count must be in [1, {n}], got {count}")
+        return count
+    frac = float(keep)
+    if not (0.0 < frac <= 1.0) or not np.isfinite(frac):
+        raise InvalidInputError(
+            f"{caller}: keep must be a fraction in (0, 1] or a count in [1, {n}], got {keep!r}"
+        )
+    return max(1, int(round(frac * n)))
+
+
+def check_int(value, *, caller: str, name: str, low: int = 1, high: int | None = None) -> int:
+    """Return ``value`` as int within [low, high], or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(f"{caller}: {name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidInputError(f"{caller}: {name} must be in {bound}, got {value}")
+    return value
+
+
+def as_rng(seed: SeedLike, *, caller: str = "selfprune") -> np.random.Generator:
+    """A numpy Generator from an int seed or a Generator (never the global RNG)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InvalidInputError(f"{caller}: seed must be a non-negative int or a Generator, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def seed_int(seed: SeedLike) -> int:
+    """An int seed for libraries that want one (faiss, torch), derived deterministically."""
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**31 - 1))
+    return int(seed)

@@ -1,0 +1,63 @@
+"""The ``selfprune`` command line: parse, call io and the library, print with rich. No math here.
+
+Every :class:`~selfprune.errors.SelfpruneError` becomes one line on stderr and exit code 2.
+Command groups from other areas register themselves through ``register(app)`` functions listed
+in ``_COMMAND_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from selfprune.errors import SelfpruneError
+
+app = typer.Typer(
+    name="selfprune",
+    help="Prune training data by the model's own signal, and prove it worked.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+# modules with a ``register(app)`` function adding their commands
+_COMMAND_MODULES: list[str] = [
+    "selfprune.commands.core",
+]
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``selfprune`` script; returns the exit code."""
+    _register_all()
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except SelfpruneError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except typer.Abort:
+        console.print("aborted")
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Exit):
+            return exc.exit_code
+        raise
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

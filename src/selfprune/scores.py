@@ -1,0 +1,171 @@
+"""The score contract.
+
+A :class:`Scores` is one metric over N examples: unique ``ids``, finite float64 ``values`` with
+**higher = harder** (more worth keeping under the ``hard`` policy), a ``name`` and ``meta``
+(metric, parameters, encoder, seed, library version). Every metric converts its own signal to that
+direction at the source and says so in its docstring.
+
+A :class:`ScoreTable` is several metrics aligned by id (and optionally the class labels), the
+in-memory twin of the score Parquet file: one row per example, ``id`` plus one float column per
+metric, each metric's ``meta`` in the file's key-value metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import check_ids, check_labels, check_scores_values
+from selfprune.errors import InvalidInputError
+
+RESERVED_COLUMNS = ("id", "label")
+
+
+def _version() -> str:
+    from selfprune import __version__
+
+    return __version__
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """One difficulty score per example. ``values[i]`` belongs to ``ids[i]``; higher = harder."""
+
+    ids: np.ndarray
+    values: np.ndarray
+    name: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        caller = f"Scores({self.name!r})"
+        if not isinstance(self.name, str) or not self.name or self.name in RESERVED_COLUMNS:
+            raise InvalidInputError(f"Scores: name must be a non-empty string other than id/label, got {self.name!r}")
+        values = check_scores_values(self.values, caller=caller)
+        ids = check_ids(self.ids, len(values), caller=caller)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "ids", ids)
+        meta = {"metric": self.name, "selfprune_version": _version(), **dict(self.meta)}
+        object.__setattr__(self, "meta", meta)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def order(self) -> np.ndarray:
+        """Positions from hardest to easiest; ties keep input order (deterministic)."""
+        return np.argsort(-self.values, kind="stable")
+
+    def ranks(self) -> np.ndarray:
+        """Rank of each example, 0 = hardest."""
+        r = np.empty(len(self), dtype=np.int64)
+        r[self.order()] = np.arange(len(self))
+        return r
+
+    def to_table(self, labels=None) -> ScoreTable:
+        return ScoreTable(self.ids, {self.name: self.values}, {self.name: self.meta}, labels=labels)
+
+    def to_pandas(self):
+        return self.to_table().to_pandas()
+
+
+class ScoreTable(Mapping[str, Scores]):
+    """Several metrics aligned by example id; ``table["el2n"]`` is a :class:`Scores`."""
+
+    def __init__(
+        self,
+        ids,
+        columns: Mapping[str, Any],
+        meta: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        labels=None,
+    ) -> None:
+        if not columns:
+            raise InvalidInputError("ScoreTable: needs at least one metric column")
+        meta = dict(meta or {})
+        first = next(iter(columns.values()))
+        n = len(np.asarray(first))
+        self.ids = check_ids(ids, n, caller="ScoreTable")
+        self.labels = None if labels is None else check_labels(labels, n, caller="ScoreTable")
+        self._scores: dict[str, Scores] = {}
+        for name, values in columns.items():
+            s = Scores(self.ids, values, name, dict(meta.get(name, {})))
+            if len(s) != n:
+                raise InvalidInputError(f"ScoreTable: column {name!r} has {len(s)} rows, expected {n}")
+            self._scores[name] = s
+
+    @classmethod
+    def from_scores(cls, scores: list[Scores] | tuple[Scores, ...], labels=None) -> ScoreTable:
+        """Join several Scores by id (same id set required; order taken from the first)."""
+        if not scores:
+            raise InvalidInputError("ScoreTable.from_scores: no scores given")
+        base = scores[0].ids
+        pos = {v: i for i, v in enumerate(base.tolist())}
+        cols, meta = {}, {}
+        for s in scores:
+            if s.name in cols:
+                raise InvalidInputError(f"ScoreTable.from_scores: metric {s.name!r} given twice")
+            if len(s) != len(base) or not all(i in pos for i in s.ids.tolist()):
+                raise InvalidInputError(
+                    f"ScoreTable.from_scores: {s.name!r} covers different ids than {scores[0].name!r}"
+                )
+            aligned = np.empty(len(base))
+            aligned[[pos[i] for i in s.ids.tolist()]] = s.values
+            cols[s.name], meta[s.name] = aligned, s.meta
+        return cls(base, cols, meta, labels=labels)
+
+    def __getitem__(self, name: str) -> Scores:
+        try:
+            return self._scores[name]
+        except KeyError:
+            raise KeyError(
+                f"no score column {name!r}; columns are {sorted(self._scores)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.ids)
+
+    @property
+    def meta(self) -> dict[str, dict[str, Any]]:
+        return {k: s.meta for k, s in self._scores.items()}
+
+    def with_scores(self, *scores: Scores) -> ScoreTable:
+        """A new table with the given Scores added or replaced (aligned by id)."""
+        current = [s for k, s in self._scores.items() if k not in {x.name for x in scores}]
+        return ScoreTable.from_scores([*current, *scores], labels=None)._with_labels(
+            self.ids, self.labels
+        )
+
+    def _with_labels(self, ids, labels) -> ScoreTable:
+        if labels is not None:
+            pos = {v: i for i, v in enumerate(np.asarray(ids).tolist())}
+            self.labels = np.asarray(labels)[[pos[i] for i in self.ids.tolist()]]
+        return self
+
+    def to_arrow(self):
+        import json
+
+        import pyarrow as pa
+
+        arrays = {"id": pa.array(self.ids)}
+        if self.labels is not None:
+            arrays["label"] = pa.array(self.labels, type=pa.int64())
+        for name, s in self._scores.items():
+            arrays[name] = pa.array(s.values, type=pa.float64())
+        table = pa.table(arrays)
+        md = {b"selfprune": json.dumps({"metrics": self.meta}, default=str).encode()}
+        return table.replace_schema_metadata(md)
+
+    def to_pandas(self):
+        return self.to_arrow().to_pandas()
+
+    def __repr__(self) -> str:
+        return f"ScoreTable(n_examples={self.n_examples}, metrics={list(self._scores)})"
