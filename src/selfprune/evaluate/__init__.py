@@ -1,0 +1,1 @@
+"""Evaluation: fixed training recipes (trainers), curves against random, power-law fits, audits."""

@@ -1,0 +1,154 @@
+"""Fixed training recipes: train a classifier on a kept subset, report test accuracy.
+
+A trainer is any callable ``(x_train, y_train, x_test, y_test, *, seed) -> TrainResult``.
+Built-ins: ``linear`` (logistic regression on features), ``mlp`` and ``small-cnn`` (PyTorch,
+Adam, fixed epochs). Equal epochs is the default (as Sorscher et al.); ``steps=`` fixes the number
+of optimisation steps instead, so a small subset is not under-trained. Both are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import check_int, check_labels
+from selfprune.errors import InvalidInputError, require
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    test_accuracy: float
+    n_train: int
+    epochs: float
+    steps: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TorchTrainer:
+    """Mini-batch Adam on a :func:`~selfprune.evaluate.models.build_model` network."""
+
+    model: str = "small-cnn"
+    epochs: int = 5
+    steps: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    threads: int | None = None
+
+    def __call__(self, x_train, y_train, x_test, y_test, *, seed: int = 0) -> TrainResult:
+        torch = require("torch", "torch")
+        from selfprune.evaluate.models import as_model_input, build_model
+
+        xtr, ytr, xte, yte = _check_split(x_train, y_train, x_test, y_test)
+        num_classes = int(max(ytr.max(), yte.max())) + 1
+        xtr_t = torch.from_numpy(as_model_input(xtr))
+        ytr_t = torch.from_numpy(ytr)
+        net = build_model(self.model, tuple(xtr_t.shape[1:]), max(num_classes, 2), seed=seed)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        n = len(xtr_t)
+        per_epoch = max(1, -(-n // self.batch_size))
+        total = self.steps if self.steps is not None else self.epochs * per_epoch
+        old_threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            net.train()
+            done = 0
+            while done < total:
+                perm = torch.randperm(n, generator=gen)
+                for lo in range(0, n, self.batch_size):
+                    idx = perm[lo : lo + self.batch_size]
+                    loss = torch.nn.functional.cross_entropy(net(xtr_t[idx]), ytr_t[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    done += 1
+                    if done >= total:
+                        break
+            acc = _torch_accuracy(net, as_model_input(xte), yte)
+        finally:
+            torch.set_num_threads(old_threads)
+        return TrainResult(acc, n, total / per_epoch, total, {"trainer": self.model, "lr": self.lr,
+                                                              "batch_size": self.batch_size})
+
+
+def _torch_accuracy(net, x: np.ndarray, y: np.ndarray, batch: int = 2048) -> float:
+    import torch
+
+    net.eval()
+    correct = 0
+    with torch.inference_mode():
+        for lo in range(0, len(x), batch):
+            pred = net(torch.from_numpy(x[lo : lo + batch])).argmax(1).numpy()
+            correct += int((pred == y[lo : lo + batch]).sum())
+    return correct / len(x)
+
+
+@dataclass(frozen=True)
+class LinearTrainer:
+    """Multinomial logistic regression (a linear probe) on flattened, standardised features."""
+
+    c: float = 1.0
+    max_iter: int = 200
+
+    def __call__(self, x_train, y_train, x_test, y_test, *, seed: int = 0) -> TrainResult:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        xtr, ytr, xte, yte = _check_split(x_train, y_train, x_test, y_test)
+        xtr = xtr.reshape(len(xtr), -1).astype(np.float32)
+        xte = xte.reshape(len(xte), -1).astype(np.float32)
+        if len(np.unique(ytr)) < 2:
+            # one class only: the probe predicts it everywhere
+            acc = float(np.mean(yte == ytr[0]))
+            return TrainResult(acc, len(xtr), 0.0, 0, {"trainer": "linear"})
+        clf = make_pipeline(
+            StandardScaler(),
+            LogisticRegression(C=self.c, max_iter=self.max_iter, random_state=seed),
+        )
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(xtr, ytr)
+        acc = float(np.mean(clf.predict(xte) == yte))
+        return TrainResult(acc, len(xtr), float(self.max_iter), self.max_iter, {"trainer": "linear", "C": self.c})
+
+
+Trainer = Callable[..., TrainResult]
+
+TRAINERS: dict[str, Callable[..., Trainer]] = {
+    "linear": LinearTrainer,
+    "mlp": lambda **kw: TorchTrainer(model="mlp", **kw),
+    "small-cnn": lambda **kw: TorchTrainer(model="small-cnn", **kw),
+}
+
+
+def get_trainer(name: str, **settings: Any) -> Trainer:
+    """A trainer from the registry with its settings (e.g. ``epochs=5`` or ``steps=2000``)."""
+    if name not in TRAINERS:
+        raise InvalidInputError(f"get_trainer: unknown trainer {name!r}; choose from {sorted(TRAINERS)}")
+    try:
+        return TRAINERS[name](**settings)
+    except TypeError as exc:
+        raise InvalidInputError(f"get_trainer: bad settings for {name!r}: {exc}") from exc
+
+
+def _check_split(x_train, y_train, x_test, y_test):
+    xtr, xte = np.asarray(x_train), np.asarray(x_test)
+    if len(xtr) == 0 or len(xte) == 0:
+        raise InvalidInputError("trainer: empty training or test set")
+    ytr = check_labels(y_train, len(xtr), caller="trainer")
+    yte = check_labels(y_test, len(xte), caller="trainer")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise InvalidInputError(f"trainer: train shape {xtr.shape[1:]} != test shape {xte.shape[1:]}")
+    check_int(len(xtr), caller="trainer", name="n_train")
+    return xtr, ytr, xte, yte

@@ -1,0 +1,1 @@
+"""Every read and write: data sources, the embedding store, score and selection files."""
