@@ -1,0 +1,1 @@
+"""How chunked work runs. ``local`` streams chunks from memory or disk with bounded memory."""

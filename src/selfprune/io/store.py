@@ -1,0 +1,247 @@
+"""The embedding store: a folder of fixed-size float32 chunks plus a JSON manifest.
+
+::
+
+    store/
+      manifest.json      encoder, its parameters, source fingerprint, n, dim, chunk_rows, chunks done
+      ids.npy            example ids, in order (int64 or unicode)
+      labels.npy         optional class labels
+      encoder/           optional fitted encoder state (PCA basis, contrastive weights)
+      chunk-00000.npy    rows [0, chunk_rows) ...
+
+Each chunk is written atomically and then recorded in the manifest (also atomic), so a killed run
+leaves a valid store that ``embed`` resumes, recomputing only missing chunks; the result is
+identical to an uninterrupted run. Reading streams chunk by chunk (memory-mapped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import check_embeddings
+from selfprune.errors import DataSourceError, InvalidInputError, StoreError
+from selfprune.io.atomic import atomic_path, write_json_atomic
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class EmbeddingStore:
+    """Open an existing store folder (read side). Create one with :meth:`create`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        mpath = self.path / MANIFEST
+        if not mpath.is_file():
+            raise StoreError(f"{self.path} is not an embedding store (no {MANIFEST})")
+        try:
+            self.manifest: dict[str, Any] = json.loads(mpath.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{mpath} is corrupt ({exc.msg})") from exc
+        for key in ("n", "dim", "chunk_rows", "chunks_done", "encoder"):
+            if key not in self.manifest:
+                raise StoreError(f"{mpath} lacks {key!r}")
+        try:
+            self.ids = np.load(self.path / "ids.npy", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}/ids.npy is missing or corrupt ({exc})") from exc
+        lab = self.path / "labels.npy"
+        self.labels = np.load(lab, allow_pickle=False) if lab.is_file() else None
+
+    # -------------------------------------------------------------- create / write
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        ids: np.ndarray,
+        dim: int,
+        encoder: str,
+        params: dict[str, Any],
+        source: dict[str, Any],
+        chunk_rows: int = 8192,
+        labels: np.ndarray | None = None,
+    ) -> EmbeddingStore:
+        """Create a store, or reopen a matching unfinished one to resume it.
+
+        Raises StoreError when the folder holds a store made by a different encoder, parameters
+        or source (never overwrites someone else's embeddings).
+        """
+        path = Path(path)
+        header = {
+            "format": FORMAT_VERSION,
+            "encoder": encoder,
+            "params": params,
+            "source": source,
+            "n": int(len(ids)),
+            "dim": int(dim),
+            "chunk_rows": int(chunk_rows),
+        }
+        mpath = path / MANIFEST
+        if mpath.is_file():
+            store = cls(path)
+            old = {k: store.manifest.get(k) for k in header}
+            if json.loads(json.dumps(old)) != json.loads(json.dumps(header, default=str)):
+                diff = sorted(k for k in header if json.dumps(old[k], default=str) != json.dumps(header[k], default=str))
+                raise StoreError(
+                    f"{path} holds a different embedding run (differs in {', '.join(diff)}); "
+                    "choose another --out or delete it"
+                )
+            return store
+        if path.exists() and any(p.name != "encoder" for p in path.iterdir()):
+            raise StoreError(f"{path} exists and is not an embedding store; choose another --out")
+        path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path / "ids.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(ids), allow_pickle=False)
+        if labels is not None:
+            with atomic_path(path / "labels.npy") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.asarray(labels), allow_pickle=False)
+        write_json_atomic(mpath, {**header, "chunks_done": [], "complete": False})
+        return cls(path)
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.manifest["n"] // self.manifest["chunk_rows"])
+
+    def chunk_bounds(self, i: int) -> tuple[int, int]:
+        lo = i * self.manifest["chunk_rows"]
+        return lo, min(lo + self.manifest["chunk_rows"], self.manifest["n"])
+
+    def missing_chunks(self) -> list[int]:
+        done = set(self.manifest["chunks_done"])
+        return [i for i in range(self.n_chunks) if i not in done or not self._chunk_path(i).is_file()]
+
+    def write_chunk(self, i: int, values: np.ndarray) -> None:
+        """Atomically write chunk ``i`` and record it in the manifest."""
+        lo, hi = self.chunk_bounds(i)
+        values = check_embeddings(values, caller="EmbeddingStore.write_chunk")
+        if values.shape != (hi - lo, self.manifest["dim"]):
+            raise StoreError(f"chunk {i} has shape {values.shape}, expected {(hi - lo, self.manifest['dim'])}")
+        with atomic_path(self._chunk_path(i)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, values, allow_pickle=False)
+        done = sorted(set(self.manifest["chunks_done"]) | {i})
+        self.manifest["chunks_done"] = done
+        self.manifest["complete"] = len(done) == self.n_chunks
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    def _chunk_path(self, i: int) -> Path:
+        return self.path / f"chunk-{i:05d}.npy"
+
+    # -------------------------------------------------------------- read
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def encoder(self) -> str:
+        return self.manifest["encoder"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def __len__(self) -> int:
+        return int(self.manifest["n"])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.dim
+
+    def _require_complete(self) -> None:
+        if not self.complete:
+            missing = len(self.missing_chunks())
+            raise StoreError(f"{self.path} is incomplete ({missing} chunk(s) missing); rerun embed to resume it")
+
+    def iter_chunks(self) -> Iterator[np.ndarray]:
+        """Yield each chunk as a memory-mapped float32 (rows, dim) array, in order."""
+        self._require_complete()
+        for i in range(self.n_chunks):
+            try:
+                arr = np.load(self._chunk_path(i), mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{self._chunk_path(i)} is corrupt ({exc})") from exc
+            lo, hi = self.chunk_bounds(i)
+            if arr.shape != (hi - lo, self.dim):
+                raise StoreError(f"{self._chunk_path(i)} has shape {arr.shape}, expected {(hi - lo, self.dim)}")
+            yield arr
+
+    def __getitem__(self, rows) -> np.ndarray:
+        """Rows by slice or positions (reads only the chunks it needs)."""
+        pos = np.arange(len(self))[rows]
+        scalar = np.ndim(pos) == 0
+        pos = np.atleast_1d(pos)
+        out = np.empty((len(pos), self.dim), dtype=np.float32)
+        cr = self.manifest["chunk_rows"]
+        self._require_complete()
+        for c in np.unique(pos // cr):
+            sel = np.flatnonzero(pos // cr == c)
+            arr = np.load(self._chunk_path(int(c)), mmap_mode="r", allow_pickle=False)
+            out[sel] = arr[pos[sel] - c * cr]
+        return out[0] if scalar else out
+
+    def to_array(self) -> np.ndarray:
+        """All embeddings in memory (N, dim) float32. Prefer :meth:`iter_chunks` for big stores."""
+        return np.concatenate(list(self.iter_chunks())) if len(self) else np.empty((0, self.dim), np.float32)
+
+    def __repr__(self) -> str:
+        return f"EmbeddingStore({str(self.path)!r}, n={len(self)}, dim={self.dim}, encoder={self.encoder!r})"
+
+
+def open_embeddings(path: str | os.PathLike, *, column: str | None = None):
+    """Open embeddings for streaming: an EmbeddingStore folder, or load a file into memory.
+
+    Returns ``(source, ids, labels, meta)`` where ``source`` is an EmbeddingStore or an array.
+    """
+    p = Path(path)
+    if p.is_dir():
+        store = EmbeddingStore(p)
+        store._require_complete()
+        return store, store.ids, store.labels, {"encoder": store.encoder, **store.manifest.get("params", {})}
+    if not p.is_file():
+        raise DataSourceError(f"embeddings not found: {p}")
+    if p.suffix == ".npy":
+        try:
+            x = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataSourceError(f"{p} is not a readable .npy array ({exc})") from exc
+        ids, labels = None, None
+    elif p.suffix == ".npz":
+        from selfprune.io.sources import load_source
+
+        ds = load_source(p)
+        x, ids, labels = ds.items, ds.ids, ds.labels
+    elif p.suffix == ".parquet":
+        from selfprune.io.sources import parquet_vectors
+
+        x, ids, labels = parquet_vectors(p, column)
+    else:
+        raise DataSourceError(f"{p}: embeddings must be a store folder, .npy, .npz or .parquet")
+    try:
+        x = check_embeddings(x, caller=f"embeddings {p.name}")
+    except InvalidInputError as exc:
+        raise DataSourceError(str(exc)) from exc
+    from selfprune._checks import check_ids
+
+    try:
+        ids = check_ids(ids, len(x), caller=f"embeddings {p.name}")
+    except InvalidInputError as exc:
+        raise DataSourceError(str(exc)) from exc
+    return x, ids, labels, {"encoder": f"file:{p.name}"}
+
+
+def load_embeddings(path: str | os.PathLike, *, column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, embeddings)`` in memory from a store folder, ``.npy``, ``.npz`` or Parquet file."""
+    source, ids, _, _ = open_embeddings(path, column=column)
+    x = source.to_array() if isinstance(source, EmbeddingStore) else source
+    return ids, check_embeddings(x, caller="load_embeddings")

@@ -1,0 +1,109 @@
+"""Sorscher et al. (2022) self-supervised prototype metric, its class-aware twin, and a random score.
+
+Far from every prototype = atypical = hard, so the score is the cosine *distance* to the nearest
+centroid: 0 for an example sitting on a prototype, up to 2 for one pointing away from all of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, check_labels, seed_int
+from selfprune.engine.local import map_chunks, sample_rows
+from selfprune.errors import InvalidInputError
+from selfprune.metrics._kmeans import fit_centroids, nearest_similarity, normalize_rows
+from selfprune.scores import Scores
+
+DEFAULT_K = 100
+"""Default number of prototypes. Sorscher et al. found the metric robust to k over an order of
+magnitude on ImageNet (they used 100 per 1,000 classes ~ the class count); 100 is a safe default for
+data sets of 10^4 to 10^6 examples; use roughly the number of classes or more."""
+
+
+def _rows_of(embeddings, caller: str):
+    """Validate an in-memory array; a store is validated chunk by chunk as it streams."""
+    if hasattr(embeddings, "iter_chunks"):
+        return embeddings
+    return check_embeddings(embeddings, caller=caller)
+
+
+def prototypes(
+    embeddings,
+    *,
+    k: int = DEFAULT_K,
+    seeds: int | tuple[int, ...] | list[int] = 0,
+    ids=None,
+    niter: int = 20,
+    max_points_per_centroid: int = 256,
+    encoder: str | None = None,
+) -> Scores:
+    """Cosine distance to the nearest of ``k`` spherical k-means centroids. (N, D) -> (N,), in [0, 2].
+
+    ``embeddings`` is an (N, D) array or an :class:`~selfprune.io.store.EmbeddingStore` (streamed
+    chunk by chunk). Rows are L2-normalised. Centroids are fitted on a sample of at most
+    ``k * max_points_per_centroid`` rows. Several ``seeds`` average the score over k-means restarts.
+    Higher = harder (far from every prototype).
+    """
+    caller = "prototypes"
+    x = _rows_of(embeddings, caller)
+    n = len(x)
+    check_int(k, caller=caller, name="k", low=1)
+    if k > n:
+        raise InvalidInputError(f"prototypes: k={k} is larger than the number of examples ({n})")
+    seed_list = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
+    if not seed_list:
+        raise InvalidInputError("prototypes: seeds must name at least one seed")
+    for s in seed_list:
+        as_rng(s, caller=caller)
+    if ids is None and hasattr(x, "ids"):
+        ids = x.ids
+    ids = check_ids(ids, n, caller=caller)
+
+    total = np.zeros(n, dtype=np.float64)
+    for s in seed_list:
+        sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s))
+        cents = fit_centroids(sample, k=k, seed=s, niter=niter, max_points_per_centroid=max_points_per_centroid)
+        total += map_chunks(x, lambda c, cents=cents: 1.0 - nearest_similarity(_checked_norm(c), cents)[0])
+    values = np.clip(total / len(seed_list), 0.0, 2.0)
+    meta = {"k": k, "seeds": seed_list, "niter": niter, "max_points_per_centroid": max_points_per_centroid}
+    if encoder:
+        meta["encoder"] = encoder
+    return Scores(ids=ids, values=values, name="prototypes", meta=meta)
+
+
+def _checked_norm(chunk: np.ndarray) -> np.ndarray:
+    return normalize_rows(check_embeddings(chunk, caller="prototypes"))
+
+
+def class_prototypes(embeddings, labels, *, ids=None, encoder: str | None = None) -> Scores:
+    """Cosine distance to the example's own class centroid (mean of its class's normalised rows).
+
+    Needs labels. Higher = harder (atypical for its class, or mislabelled).
+    """
+    caller = "class_prototypes"
+    x = normalize_rows(check_embeddings(embeddings, caller=caller))
+    y = check_labels(labels, len(x), caller=caller)
+    ids = check_ids(ids, len(x), caller=caller)
+    classes, inverse = np.unique(y, return_inverse=True)
+    sums = np.zeros((len(classes), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, x)
+    cents = normalize_rows(sums.astype(np.float32))
+    sim = np.einsum("nd,nd->n", x.astype(np.float64), cents[inverse].astype(np.float64))
+    meta = {"n_classes": int(len(classes))}
+    if encoder:
+        meta["encoder"] = encoder
+    return Scores(ids=ids, values=np.clip(1.0 - sim, 0.0, 2.0), name="class-prototypes", meta=meta)
+
+
+def random_scores(n_or_ids, *, seed: SeedLike = 0) -> Scores:
+    """Uniform random scores: the baseline every metric must beat. Seeded; no other meaning."""
+    if isinstance(n_or_ids, int | np.integer) and not isinstance(n_or_ids, bool):
+        check_int(int(n_or_ids), caller="random_scores", name="n", low=1)
+        ids = np.arange(int(n_or_ids), dtype=np.int64)
+    else:
+        ids = check_ids(n_or_ids, len(n_or_ids), caller="random_scores")
+        if len(ids) == 0:
+            raise InvalidInputError("random_scores: no ids given")
+    rng = as_rng(seed, caller="random_scores")
+    meta_seed = seed if isinstance(seed, int) else seed_int(rng)
+    return Scores(ids=ids, values=rng.random(len(ids)), name="random", meta={"seed": meta_seed})

@@ -1,0 +1,511 @@
+"""Semantic deduplication (SemDeDup, Abbas et al. 2023) over an (N, D) embedding array.
+
+The method: spherical k-means on the L2-normalised embeddings (fitted on a sample), then, cluster
+by cluster, walk the members in a fixed order (farthest from the centroid first by default) and
+remove an example when its cosine similarity to an earlier **kept** example exceeds ``1 - eps``.
+
+Two differences from the reference code, both on purpose:
+
+* an example is removed only for duplicating one that is kept. The reference compares each example
+  with every earlier one, removed ones included, so a chain ``a ~ b ~ c`` where ``a`` and ``c`` are
+  not duplicates loses ``c`` for duplicating the already removed ``b``. Here ``c`` survives, and
+  every removed example names the kept one it duplicates (``duplicate_of``). A tight group (all
+  pairwise within ``eps``) therefore keeps exactly one member.
+* bit-identical embedding rows are grouped first, by hashing, and removed as exact duplicates of
+  their first member (similarity 1.0). So ``eps = 0`` removes exactly the exact duplicates, with no
+  dependence on float rounding, and identical rows can never land in different clusters.
+
+Results do not depend on the input order: the k-means sample, the processing order and every tie
+are decided by example id, not by row position. Within a cluster the comparisons run in tiles of
+``tile`` rows, so memory is ``O(cluster x D + tile x tile)``: a 200,000-example cluster never
+materialises its similarity matrix. The input array is never copied as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
+from selfprune.errors import InvalidInputError
+
+ORDERS = ("farthest", "nearest", "random")
+_CHUNK = 16384  # rows per streamed chunk (normalise, hash, assign)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class DedupResult:
+    """What semantic dedup decided.
+
+    ``kept``: sorted ids that survive. ``removed``: ids removed, sorted; ``duplicate_of[i]`` is the
+    kept id that ``removed[i]`` duplicates and ``similarity[i]`` their cosine similarity
+    (float64, ``> 1 - eps``; exactly 1.0 for bit-identical rows). ``cluster``: the k-means cluster of
+    every input row, in input order. ``meta``: the parameters and diagnostics.
+    """
+
+    kept: np.ndarray
+    removed: np.ndarray
+    duplicate_of: np.ndarray
+    similarity: np.ndarray
+    cluster: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.kept) + len(self.removed)
+
+    @property
+    def fraction_removed(self) -> float:
+        return len(self.removed) / self.n_examples
+
+    def __repr__(self) -> str:
+        return (
+            f"DedupResult(kept={len(self.kept)}, removed={len(self.removed)}, "
+            f"eps={self.meta.get('eps')}, k={self.meta.get('k')})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class EpsSweep:
+    """Fraction of examples removed at each ``eps`` (same clustering for all)."""
+
+    eps: np.ndarray
+    n_removed: np.ndarray
+    fraction_removed: np.ndarray
+    n_examples: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+
+
+def semdedup(
+    embeddings,
+    *,
+    eps: float = 0.05,
+    k: int = 100,
+    ids=None,
+    order: str = "farthest",
+    seed: SeedLike = 0,
+    tile: int = 1024,
+    niter: int = 20,
+    max_points_per_centroid: int = 256,
+    progress: Progress | None = None,
+) -> DedupResult:
+    """Semantic dedup of ``embeddings`` (N, D): remove examples with cosine > ``1 - eps`` to a kept one.
+
+    ``eps`` in [0, 2); ``k`` clusters (1 <= k <= N) fitted on at most ``k * max_points_per_centroid``
+    rows; ``order`` is the walk order inside a cluster (``farthest`` from the centroid first, as in
+    the paper, ``nearest`` first, or ``random``); ``tile`` rows are compared at a time (the result
+    does not depend on it). ``progress(done, total)`` is called as clusters finish.
+    """
+    caller = "semdedup"
+    eps = _check_eps(eps, caller=caller)
+    plan = _plan(
+        embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
+        max_points_per_centroid=max_points_per_centroid, caller=caller,
+    )
+    kept_rows, dup_rows, sims = _dedup_clusters(plan, [eps], progress=progress)[0]
+    return _result(plan, eps, kept_rows, dup_rows, sims)
+
+
+def semdedup_sweep(
+    embeddings,
+    eps_values: Sequence[float] = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+    *,
+    k: int = 100,
+    ids=None,
+    order: str = "farthest",
+    seed: SeedLike = 0,
+    tile: int = 1024,
+    niter: int = 20,
+    max_points_per_centroid: int = 256,
+    progress: Progress | None = None,
+) -> EpsSweep:
+    """Fraction removed at each ``eps`` in ``eps_values``, clustering once (to choose ``eps``).
+
+    Each entry equals ``semdedup(..., eps=e).fraction_removed`` with the same other arguments.
+    """
+    caller = "semdedup_sweep"
+    values = np.asarray(eps_values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise InvalidInputError(f"{caller}: eps_values is empty; give at least one eps in [0, 2)")
+    eps_list = [_check_eps(float(e), caller=caller, name="eps_values") for e in values]
+    plan = _plan(
+        embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
+        max_points_per_centroid=max_points_per_centroid, caller=caller,
+    )
+    outs = _dedup_clusters(plan, eps_list, progress=progress)
+    n = plan.n
+    n_removed = np.array([n - len(kept) for kept, _, _ in outs], dtype=np.int64)
+    return EpsSweep(
+        eps=np.asarray(eps_list),
+        n_removed=n_removed,
+        fraction_removed=n_removed / n,
+        n_examples=n,
+        meta=dict(plan.meta),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_eps(eps, *, caller: str, name: str = "eps") -> float:
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{caller}: {name} must be a number in [0, 2), got {eps!r}") from None
+    if isinstance(eps, bool) or not np.isfinite(value) or not 0.0 <= value < 2.0:
+        raise InvalidInputError(f"{caller}: {name} must be in [0, 2), got {eps!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# planning: exact duplicates, clustering, walk order
+
+
+@dataclass
+class _Plan:
+    x: np.ndarray  # (N, D) float32 input (not normalised, not copied)
+    ids: np.ndarray  # (N,) ids in input order
+    n: int
+    inv_norm: np.ndarray  # (N,) float32, 1 / ||x_i||
+    exact_of: np.ndarray  # (N,) row of the first (smallest id) bit-identical row; itself if unique
+    cluster: np.ndarray  # (N,) cluster per row (copies share their representative's)
+    walks: list[np.ndarray]  # per cluster: representative rows in walk order
+    tile: int
+    meta: dict[str, Any]
+
+
+def _plan(
+    embeddings, *, k, ids, order, seed, tile, niter, max_points_per_centroid, caller
+) -> _Plan:
+    x = check_embeddings(embeddings, caller=caller)
+    n, d = x.shape
+    ids = check_ids(ids, n, caller=caller)
+    k = check_int(k, caller=caller, name="k", low=1)
+    if k > n:
+        raise InvalidInputError(f"{caller}: k must be in [1, N={n}], got {k}")
+    tile = check_int(tile, caller=caller, name="tile", low=1)
+    niter = check_int(niter, caller=caller, name="niter", low=1)
+    max_points_per_centroid = check_int(
+        max_points_per_centroid, caller=caller, name="max_points_per_centroid", low=1
+    )
+    if order not in ORDERS:
+        raise InvalidInputError(f"{caller}: order must be one of {ORDERS}, got {order!r}")
+    rng = as_rng(seed, caller=caller)
+
+    # rank of each row by id: every tie and every sample is decided on it, never on row position
+    by_id = np.argsort(ids, kind="stable")
+    id_rank = np.empty(n, dtype=np.int64)
+    id_rank[by_id] = np.arange(n)
+
+    inv_norm = _inverse_norms(x, caller=caller)
+    exact_of = _exact_groups(x, by_id)
+    reps_by_id = by_id[exact_of[by_id] == by_id]  # representative rows, in id order
+    n_unique = len(reps_by_id)
+
+    k_eff = min(k, n_unique)
+    kseed = seed_int(rng)
+    sample_size = min(n_unique, k_eff * max_points_per_centroid)
+    if sample_size < n_unique:
+        pick = np.sort(rng.choice(n_unique, size=sample_size, replace=False))
+        sample_rows = reps_by_id[pick]
+    else:
+        sample_rows = reps_by_id
+    centroids, obj = _fit_centroids(
+        x[sample_rows] * inv_norm[sample_rows, None], k_eff, seed=kseed, niter=niter
+    )
+
+    # assign representatives (in id order, so rounding never depends on input position)
+    cluster = np.empty(n, dtype=np.int64)
+    sim_to_centroid = np.empty(n, dtype=np.float32)
+    rep_cluster, rep_sim = _assign(x, inv_norm, reps_by_id, centroids)
+    cluster[reps_by_id] = rep_cluster
+    sim_to_centroid[reps_by_id] = rep_sim
+    cluster[:] = cluster[exact_of]
+
+    if order == "farthest":
+        key = sim_to_centroid[reps_by_id].astype(np.float64)
+    elif order == "nearest":
+        key = -sim_to_centroid[reps_by_id].astype(np.float64)
+    else:
+        key = rng.random(n_unique)  # drawn in id order: independent of input order
+    # sort by (cluster, key, id); reps_by_id is already in id order, so lexsort's stability does it
+    walk = reps_by_id[np.lexsort((key, rep_cluster))]
+    bounds = np.searchsorted(cluster[walk], np.arange(k_eff + 1))
+    walks = [walk[bounds[c] : bounds[c + 1]] for c in range(k_eff)]
+
+    sizes = np.diff(bounds)
+    meta = {
+        "method": "semdedup",
+        "k": k,
+        "k_fitted": k_eff,
+        "order": order,
+        "seed": seed if isinstance(seed, int) else kseed,
+        "tile": tile,
+        "niter": niter,
+        "sample_size": int(sample_size),
+        "n_examples": n,
+        "dim": d,
+        "n_exact_duplicates": int(n - n_unique),
+        "kmeans_objective": float(obj),
+        "largest_cluster": int(sizes.max()),
+        "empty_clusters": int((sizes == 0).sum()),
+    }
+    return _Plan(x, ids, n, inv_norm, exact_of, cluster, walks, tile, meta)
+
+
+def _inverse_norms(x: np.ndarray, *, caller: str) -> np.ndarray:
+    n = len(x)
+    inv = np.empty(n, dtype=np.float32)
+    for a in range(0, n, _CHUNK):
+        chunk = x[a : a + _CHUNK]
+        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64))
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise InvalidInputError(
+                f"{caller}: embeddings have zero norm (no direction) at row {a + zero[0]}; "
+                "cosine similarity is undefined for them"
+            )
+        inv[a : a + _CHUNK] = (1.0 / norms).astype(np.float32)
+    return inv
+
+
+def _row_hashes(x: np.ndarray, rows: np.ndarray, salt: int) -> np.ndarray:
+    """64-bit hash of each row's float32 bits (+0.0 and -0.0 hash alike)."""
+    d = x.shape[1]
+    w = np.random.default_rng(0x5E3DED + salt).integers(1, 2**63, size=d, dtype=np.uint64) | 1
+    out = np.empty(len(rows), dtype=np.uint64)
+    for a in range(0, len(rows), _CHUNK):
+        chunk = x[rows[a : a + _CHUNK]] + np.float32(0.0)  # turns -0.0 into +0.0
+        bits = chunk.view(np.uint32).astype(np.uint64)
+        bits ^= bits >> np.uint64(7)
+        out[a : a + _CHUNK] = (bits * w).sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def _exact_groups(x: np.ndarray, by_id: np.ndarray) -> np.ndarray:
+    """For each row, the row of the smallest-id bit-identical row (itself when unique)."""
+    n = len(x)
+    exact_of = np.arange(n)
+    todo = by_id  # rows still to group, in id order
+    salt = 0
+    while len(todo) > 1:
+        h = _row_hashes(x, todo, salt)
+        _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+        # np.unique's first index is the first occurrence in ``todo``, i.e. the smallest id
+        cand = todo[first[inverse]]
+        multi = cand != todo
+        if not multi.any():
+            break
+        rows, reps = todo[multi], cand[multi]
+        same = np.ones(len(rows), dtype=bool)
+        for a in range(0, len(rows), _CHUNK):
+            s = slice(a, a + _CHUNK)
+            same[s] = np.all((x[rows[s]] + np.float32(0)) == (x[reps[s]] + np.float32(0)), axis=1)
+        exact_of[rows[same]] = reps[same]
+        # hash collisions (not identical): group them again among themselves with a new salt
+        todo = rows[~same]
+        salt += 1
+    return exact_of
+
+
+def _fit_centroids(sample: np.ndarray, k: int, *, seed: int, niter: int) -> tuple[np.ndarray, float]:
+    import faiss
+
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if k == 1:
+        c = sample.mean(axis=0, keepdims=True)
+        c /= max(float(np.linalg.norm(c)), np.finfo(np.float32).tiny)
+        return c.astype(np.float32), 0.0
+    km = faiss.Kmeans(
+        sample.shape[1], k, niter=niter, spherical=True, seed=seed,
+        max_points_per_centroid=len(sample) + 1, min_points_per_centroid=1, verbose=False,
+    )
+    km.train(sample)
+    obj = float(km.obj[-1]) if len(km.obj) else 0.0
+    return np.ascontiguousarray(km.centroids, dtype=np.float32), obj
+
+
+def _assign(
+    x: np.ndarray, inv_norm: np.ndarray, rows: np.ndarray, centroids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    labels = np.empty(len(rows), dtype=np.int64)
+    sims = np.empty(len(rows), dtype=np.float32)
+    for a in range(0, len(rows), _CHUNK):
+        r = rows[a : a + _CHUNK]
+        chunk = np.ascontiguousarray(x[r] * inv_norm[r, None])
+        s, lab = index.search(chunk, 1)
+        labels[a : a + _CHUNK] = lab[:, 0]
+        sims[a : a + _CHUNK] = s[:, 0]
+    return labels, sims
+
+
+# ----------------------------------------------------------------------------------------------
+# the greedy, cluster by cluster, tile by tile
+
+
+def _dedup_clusters(
+    plan: _Plan, eps_list: list[float], *, progress: Progress | None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For each eps: (kept representative rows, removed rows' kept row, similarity) over all rows.
+
+    Returns per eps a triple ``(kept_rows, dup_of_row, sim)`` where ``dup_of_row`` (N,) is -1 for
+    kept rows and ``sim`` (N,) the similarity to that kept row.
+    """
+    n = plan.n
+    thresholds = [1.0 - e for e in eps_list]
+    dup_of = [np.full(n, -1, dtype=np.int64) for _ in eps_list]
+    sim = [np.zeros(n, dtype=np.float64) for _ in eps_list]
+    total = len(plan.walks)
+    for c, walk in enumerate(plan.walks):
+        if len(walk) > 1:
+            xc = plan.x[walk] * plan.inv_norm[walk, None]
+            for e, thr in enumerate(thresholds):
+                pos_dup, pos_sim = _greedy(xc, thr, plan.tile)
+                removed = pos_dup >= 0
+                dup_of[e][walk[removed]] = walk[pos_dup[removed]]
+                sim[e][walk[removed]] = pos_sim[removed]
+        if progress is not None:
+            progress(c + 1, total)
+
+    outs = []
+    copies = np.flatnonzero(plan.exact_of != np.arange(n))
+    for e in range(len(eps_list)):
+        d, s = dup_of[e], sim[e]
+        # bit-identical copies: of their representative when it is kept, else of whatever it
+        # duplicates (they come right after it in the walk, with the same similarities)
+        rep = plan.exact_of[copies]
+        rep_removed = d[rep] >= 0
+        d[copies] = np.where(rep_removed, d[rep], rep)
+        s[copies] = np.where(rep_removed, s[rep], 1.0)
+        kept_rows = np.flatnonzero(d < 0)
+        outs.append((kept_rows, d, s))
+    return outs
+
+
+def _greedy(xc: np.ndarray, thr: float, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sequential greedy over the rows of ``xc`` (normalised, in walk order), in tiles.
+
+    Row i is removed iff its similarity to some earlier *kept* row exceeds ``thr``; it then points
+    at the most similar earlier kept row (ties: the earliest). Returns (dup position or -1, sim).
+    """
+    m = len(xc)
+    dup = np.full(m, -1, dtype=np.int64)
+    best = np.full(m, -np.inf, dtype=np.float64)
+    kept_pos = np.empty(m, dtype=np.int64)
+    n_kept = 0
+    for a in range(0, m, tile):
+        b = min(a + tile, m)
+        rows = xc[a:b]
+        tb = np.full(b - a, -np.inf, dtype=np.float64)
+        ta = np.full(b - a, -1, dtype=np.int64)
+        # 1. against every kept row of earlier tiles, in blocks of ``tile`` columns
+        for c0 in range(0, n_kept, tile):
+            cols = kept_pos[c0 : min(c0 + tile, n_kept)]
+            s = rows @ xc[cols].T
+            j = np.argmax(s, axis=1)
+            v = s[np.arange(len(s)), j].astype(np.float64)
+            better = v > tb
+            tb[better] = v[better]
+            ta[better] = cols[j[better]]
+        hit = tb > thr
+        dup[a:b][hit] = ta[hit]
+        best[a:b][hit] = tb[hit]
+        # 2. inside the tile, among rows that survived step 1
+        live = np.flatnonzero(~hit)
+        if len(live) == 0:
+            continue
+        s = rows @ rows.T
+        status, tdup, tsim = _greedy_tile(s[np.ix_(live, live)], thr)
+        gone = status == 2
+        pos = a + live
+        dup[pos[gone]] = a + live[tdup[gone]]
+        best[pos[gone]] = tsim[gone]
+        new_kept = live[status == 1]
+        # rows removed in step 1 may be even closer to a row kept earlier in this same tile
+        h = np.flatnonzero(hit)
+        if len(h) and len(new_kept):
+            sh = np.where(new_kept[None, :] < h[:, None], s[np.ix_(h, new_kept)], -np.inf)
+            j = np.argmax(sh, axis=1)
+            v = sh[np.arange(len(h)), j].astype(np.float64)
+            better = v > tb[h]
+            dup[a + h[better]] = a + new_kept[j[better]]
+            best[a + h[better]] = v[better]
+        kept_pos[n_kept : n_kept + len(new_kept)] = a + new_kept
+        n_kept += len(new_kept)
+    return dup, best
+
+
+def _greedy_tile(s: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact sequential greedy inside one tile (``s``: its rows' similarity matrix, in walk order).
+
+    Resolved by vectorised rounds over the conflict edges; each round settles at least the first
+    unsettled row, and usually all of them in two rounds. status: 1 kept, 2 removed; dup: index of
+    the most similar earlier kept row.
+    """
+    t = len(s)
+    i, j = np.nonzero(np.tril(s > thr, k=-1))  # conflict edges j < i
+    status = np.zeros(t, dtype=np.int8)
+    dup = np.full(t, -1, dtype=np.int64)
+    sim = np.zeros(t, dtype=np.float64)
+    if len(i) == 0:
+        status[:] = 1
+        return status, dup, sim
+    ev = s[i, j].astype(np.float64)
+    while True:
+        open_ = status == 0
+        if not open_.any():
+            break
+        # removed: an open row with an edge to a kept row
+        hit = (status[j] == 1) & open_[i]
+        status[i[hit]] = 2
+        open_ = status == 0
+        # kept: an open row none of whose earlier neighbours is still open
+        blocked = np.zeros(t, dtype=bool)
+        blocked[i[open_[j] & open_[i]]] = True
+        status[open_ & ~blocked] = 1
+    # each removed row points at its most similar kept earlier row (ties: the earliest)
+    e = status[j] == 1
+    hi, hj, hv = i[e], j[e], ev[e]
+    o = np.lexsort((hj, -hv, hi))
+    first = np.ones(len(o), dtype=bool)
+    first[1:] = hi[o][1:] != hi[o][:-1]
+    sel = o[first]
+    dup[hi[sel]] = hj[sel]
+    sim[hi[sel]] = hv[sel]
+    return status, dup, sim
+
+
+def _result(
+    plan: _Plan, eps: float, kept_rows: np.ndarray, dup: np.ndarray, sim: np.ndarray
+) -> DedupResult:
+    ids = plan.ids
+    kept = np.sort(ids[kept_rows])
+    removed_rows = np.flatnonzero(dup >= 0)
+    o = np.argsort(ids[removed_rows], kind="stable")
+    removed_rows = removed_rows[o]
+    meta = {**plan.meta, "eps": eps, "n_kept": int(len(kept)), "n_removed": int(len(removed_rows))}
+    return DedupResult(
+        kept=kept,
+        removed=ids[removed_rows],
+        duplicate_of=ids[dup[removed_rows]],
+        similarity=sim[removed_rows],
+        cluster=plan.cluster.copy(),
+        meta=meta,
+    )
+
+
+__all__ = ["DedupResult", "EpsSweep", "semdedup", "semdedup_sweep", "ORDERS"]
