@@ -1,0 +1,150 @@
+"""kNN density: how crowded each example's neighbourhood is in embedding space (sparse = hard).
+
+An example in a sparse region has few close neighbours: it covers part of the distribution that
+little else covers, so it is worth keeping (higher score = harder). An example in a dense region is
+one of many alike (redundant). The score is the mean distance to the ``k`` nearest other examples.
+
+Neighbours come from faiss: an exact flat index by default (``index="auto"`` below 200,000 rows), an
+IVF index (centroids fitted on a sample, ``nprobe`` lists searched) above it. Queries run in chunks,
+so memory stays ``O(N x D + chunk x k)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
+from selfprune.errors import InvalidInputError
+from selfprune.scores import Scores
+
+METRICS = ("cosine", "l2")
+INDEXES = ("auto", "flat", "ivf")
+_EXACT_UP_TO = 200_000
+_CHUNK = 8192
+
+
+def knn_density(
+    embeddings,
+    *,
+    k: int = 10,
+    ids=None,
+    metric: str = "cosine",
+    index: str = "auto",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    seed: SeedLike = 0,
+    name: str = "density",
+) -> Scores:
+    """Mean distance to the ``k`` nearest other examples. (N, D) -> Scores (N,). Higher = sparser = harder.
+
+    ``metric="cosine"``: distance ``1 - cos`` in [0, 2] on L2-normalised rows; ``"l2"``: Euclidean.
+    Exact duplicates count as neighbours at distance 0 (they make a region dense).
+    """
+    caller = "knn_density"
+    x = check_embeddings(embeddings, caller=caller, min_rows=2)
+    n = len(x)
+    ids = check_ids(ids, n, caller=caller)
+    k = check_int(k, caller=caller, name="k", low=1)
+    if k >= n:
+        raise InvalidInputError(f"{caller}: k must be in [1, N-1={n - 1}] (neighbours other than itself), got {k}")
+    dist, _ = knn_graph(
+        x, k, metric=metric, index=index, nlist=nlist, nprobe=nprobe, seed=seed, caller=caller
+    )
+    values = dist.mean(axis=1, dtype=np.float64)
+    meta = {"k": k, "metric": metric, "index": _resolve_index(index, n), "direction": "sparse = hard"}
+    if meta["index"] == "ivf":
+        meta.update(nlist=_nlist(nlist, n), nprobe=nprobe, seed=seed if isinstance(seed, int) else None)
+    return Scores(ids=ids, values=values, name=name, meta=meta)
+
+
+def knn_graph(
+    x: np.ndarray,
+    k: int,
+    *,
+    metric: str = "cosine",
+    index: str = "auto",
+    nlist: int | None = None,
+    nprobe: int = 16,
+    seed: SeedLike = 0,
+    caller: str = "knn_graph",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest *other* rows of every row: (distances (N, k) float32, rows (N, k) int64).
+
+    Rows sorted by distance, ties by row number. ``x`` must already be a validated float32 array.
+    Missing neighbours (possible only with an IVF index and a tiny ``nprobe``) are -1 at distance inf.
+    """
+    import faiss
+
+    if metric not in METRICS:
+        raise InvalidInputError(f"{caller}: metric must be one of {METRICS}, got {metric!r}")
+    if index not in INDEXES:
+        raise InvalidInputError(f"{caller}: index must be one of {INDEXES}, got {index!r}")
+    nprobe = check_int(nprobe, caller=caller, name="nprobe", low=1)
+    n, d = x.shape
+    kind = _resolve_index(index, n)
+    if metric == "cosine":
+        norms = np.linalg.norm(x, axis=1)
+        zero = np.flatnonzero(norms == 0)
+        if zero.size:
+            raise InvalidInputError(
+                f"{caller}: embeddings have zero norm at row {zero[0]}; cosine distance is undefined"
+            )
+        base = np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+        faiss_metric = faiss.METRIC_INNER_PRODUCT
+    else:
+        base = x
+        faiss_metric = faiss.METRIC_L2
+
+    if kind == "flat":
+        idx = faiss.IndexFlat(d, faiss_metric)
+    else:
+        lists = _nlist(nlist, n)
+        quantizer = faiss.IndexFlat(d, faiss_metric)
+        idx = faiss.IndexIVFFlat(quantizer, d, lists, faiss_metric)
+        rng = as_rng(seed, caller=caller)
+        sample = np.sort(rng.choice(n, size=min(n, lists * 64), replace=False))
+        idx.cp.seed = seed_int(rng)
+        idx.train(np.ascontiguousarray(base[sample]))
+        idx.nprobe = min(nprobe, lists)
+    idx.add(base)
+
+    kk = k + 1
+    dist = np.empty((n, k), dtype=np.float32)
+    nbr = np.empty((n, k), dtype=np.int64)
+    for a in range(0, n, _CHUNK):
+        q = base[a : a + _CHUNK]
+        s, lab = idx.search(q, kk)
+        if metric == "cosine":
+            dd = (1.0 - s).astype(np.float32)
+        else:
+            dd = np.sqrt(np.maximum(s, 0)).astype(np.float32)
+        dd[lab < 0] = np.inf
+        dd = np.maximum(dd, 0)  # rounding can give -1e-7 for identical rows
+        rows = np.arange(a, a + len(q))[:, None]
+        # drop the query itself; if it is not among the results (many identical rows), drop the last
+        is_self = lab == rows
+        no_self = ~is_self.any(axis=1)
+        is_self[no_self, -1] = True
+        keep = ~is_self
+        dd = dd[keep].reshape(len(q), k)
+        lab = lab[keep].reshape(len(q), k)
+        # deterministic order: by distance, then row number
+        o = np.lexsort((np.where(lab < 0, n, lab), dd), axis=-1)
+        dist[a : a + len(q)] = np.take_along_axis(dd, o, axis=1)
+        nbr[a : a + len(q)] = np.take_along_axis(lab, o, axis=1)
+    return dist, nbr
+
+
+def _resolve_index(index: str, n: int) -> str:
+    if index == "auto":
+        return "flat" if n <= _EXACT_UP_TO else "ivf"
+    return index
+
+
+def _nlist(nlist: int | None, n: int) -> int:
+    if nlist is None:
+        return int(max(1, min(n // 64, round(4 * np.sqrt(n)))))
+    return check_int(nlist, caller="knn_density", name="nlist", low=1, high=n)
+
+
+__all__ = ["knn_density", "knn_graph", "METRICS", "INDEXES"]
