@@ -38,6 +38,10 @@ _LAZY: dict[str, str] = {
     "prototypes": "selfprune.metrics",
     "class_prototypes": "selfprune.metrics",
     "random_scores": "selfprune.metrics",
+    "semdedup": "selfprune.metrics.semdedup",
+    "semdedup_sweep": "selfprune.metrics.semdedup",
+    "knn_density": "selfprune.metrics.density",
+    "d2_select": "selfprune.d2",
     # select
     "select": "selfprune.select",
     "Selection": "selfprune.select",

@@ -28,6 +28,7 @@ out = Console()
 # modules with a ``register(app)`` function adding their commands
 _COMMAND_MODULES: list[str] = [
     "selfprune.commands.core",
+    "selfprune.commands.redundancy",
 ]
 
 
