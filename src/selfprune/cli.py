@@ -11,6 +11,7 @@ import importlib
 import sys
 
 import typer
+from typer._click.exceptions import ClickException
 from rich.console import Console
 
 from selfprune.errors import SelfpruneError
@@ -28,6 +29,7 @@ out = Console()
 # modules with a ``register(app)`` function adding their commands
 _COMMAND_MODULES: list[str] = [
     "selfprune.commands.core",
+    "selfprune.commands.dynamics",
     "selfprune.commands.redundancy",
 ]
 
@@ -45,18 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     except SelfpruneError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
+    except typer.Exit as exc:
+        return exc.exit_code
     except typer.Abort:
         console.print("aborted")
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Exit):
-            return exc.exit_code
-        raise
+    except ClickException as exc:  # usage errors: unknown option, missing value
+        exc.show()
+        return 2
     return code if isinstance(code, int) else 0
 
 

@@ -1,0 +1,190 @@
+"""Core commands: ``embed``, ``score``, ``select``, ``demo``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from selfprune.errors import InvalidInputError
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from selfprune.cli import console
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)  # fmt: skip
+
+
+def _parse_keep(text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInputError(f"--keep must be a fraction in (0, 1] or a count, got {text!r}") from None
+    return int(value) if value > 1 and value.is_integer() else value
+
+
+def _encoder_settings(pairs: list[str] | None) -> dict:
+    """``--set key=value`` pairs -> encoder settings (ints and floats parsed)."""
+    out: dict = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InvalidInputError(f"--set takes key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                out[key.replace("-", "_")] = cast(raw)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key.replace("-", "_")] = raw
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def embed(
+        data: Annotated[str, typer.Option(help="built-in name (fashion-mnist, digits) or a path")],
+        out: Annotated[Path, typer.Option(help="store folder to write (resumed if it holds this run)")],
+        encoder: Annotated[str, typer.Option(help="pixels, efficientnet-lite0, contrastive, wordllama, minilm")] = "pixels",
+        split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
+        setting: Annotated[list[str] | None, typer.Option("--set", help="encoder setting key=value, repeatable")] = None,
+        chunk_rows: Annotated[int, typer.Option(help="rows per stored chunk")] = 8192,
+        batch_size: Annotated[int, typer.Option(help="rows per encoder call")] = 512,
+        seed: Annotated[int, typer.Option(help="seed for encoders that learn")] = 0,
+        text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",
+        skip_corrupt: Annotated[bool, typer.Option(help="skip corrupt images with a warning")] = False,
+    ) -> None:
+        """Embed a data set into a chunked, resumable embedding store."""
+        from selfprune.cli import out as stdout
+        from selfprune.embed import get_encoder
+        from selfprune.embed.run import embed as run_embed
+        from selfprune.io.sources import load_source
+
+        dataset = load_source(data, split=split, text_field=text_field, skip_corrupt=skip_corrupt)
+        enc = get_encoder(encoder, **_encoder_settings(setting))
+        with _progress() as bar:
+            task = bar.add_task(f"embed {dataset.name} with {encoder}", total=len(dataset))
+            store = run_embed(dataset, enc, out, chunk_rows=chunk_rows, batch_size=batch_size, seed=seed,
+                              progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+        stdout.print(f"wrote {len(store)} x {store.dim} embeddings ({encoder}) to {out}")
+
+    @app.command()
+    def score(
+        embeddings: Annotated[Path, typer.Option(help="store folder, .npy, .npz or Parquet with a vector column")],
+        out: Annotated[Path, typer.Option(help="score Parquet to write")],
+        metric: Annotated[str, typer.Option(help="prototypes, class-prototypes or random")] = "prototypes",
+        k: Annotated[int | None, typer.Option(help="k-means prototypes (default 100)")] = None,
+        seeds: Annotated[str, typer.Option(help="k-means seed(s), comma-separated; averaged")] = "0",
+        labels: Annotated[Path | None, typer.Option(help="labels (.npy) when the embeddings have none")] = None,
+        column: Annotated[str | None, typer.Option(help="vector column of a Parquet file")] = None,
+        add_to: Annotated[bool, typer.Option(help="add the column to an existing score file at --out")] = False,
+    ) -> None:
+        """Score every example (higher = harder) and write the score Parquet."""
+        from selfprune.cli import out as stdout
+        from selfprune.io.store import EmbeddingStore, open_embeddings
+        from selfprune.io.tables import read_scores, write_scores
+        from selfprune.metrics import DEFAULT_K, class_prototypes, prototypes, random_scores
+        from selfprune.scores import ScoreTable
+
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise InvalidInputError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
+        source, ids, lab, meta = open_embeddings(embeddings, column=column)
+        if labels is not None:
+            lab = np.load(labels, allow_pickle=False)
+        encoder = meta.get("encoder")
+        if metric == "prototypes":
+            s = prototypes(source, k=k or DEFAULT_K, seeds=seed_list, ids=ids, encoder=encoder)
+        elif metric == "class-prototypes":
+            if lab is None:
+                raise InvalidInputError("score: class-prototypes needs labels (--labels, or a store with labels)")
+            x = source.to_array() if isinstance(source, EmbeddingStore) else source
+            s = class_prototypes(x, lab, ids=ids, encoder=encoder)
+        elif metric == "random":
+            s = random_scores(ids, seed=seed_list[0])
+        else:
+            raise InvalidInputError(f"score: unknown metric {metric!r}; choose prototypes, class-prototypes, random")
+        table = ScoreTable.from_scores([s], labels=lab)
+        if add_to and out.is_file():
+            table = read_scores(out).with_scores(s)
+        write_scores(out, table)
+        v = s.values
+        stdout.print(f"wrote {s.name} for {len(s)} examples to {out} (min {v.min():.4f}, median "
+                     f"{np.median(v):.4f}, max {v.max():.4f})")  # fmt: skip
+
+    @app.command("select")
+    def select_cmd(
+        scores: Annotated[Path, typer.Option(help="score Parquet")],
+        out: Annotated[Path, typer.Option(help="kept ids Parquet (a .txt twin is written beside it)")],
+        keep: Annotated[str, typer.Option(help="fraction in (0, 1] or a count")],
+        column: Annotated[str | None, typer.Option(help="score column (default: the only one)")] = None,
+        policy: Annotated[str, typer.Option(help="hard, easy, random or stratified")] = "hard",
+        balance_classes: Annotated[bool, typer.Option(help="each class keeps its share (needs labels)")] = False,
+        cutoff: Annotated[float, typer.Option(help="first drop the hardest fraction (label noise)")] = 0.0,
+        strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
+        labels: Annotated[Path | None, typer.Option(help="labels .npy aligned with the score rows")] = None,
+        seed: Annotated[int, typer.Option(help="seed for random and stratified")] = 0,
+    ) -> None:
+        """Keep a fraction or count of examples by one score column; write the kept ids."""
+        from selfprune.cli import out as stdout
+        from selfprune.io.tables import read_scores, write_ids
+        from selfprune.select import select, summarize
+
+        table = read_scores(scores)
+        if column is None:
+            if len(table) != 1:
+                raise InvalidInputError(f"select: {scores} has several columns {list(table)}; pass --column")
+            column = next(iter(table))
+        if column not in table:
+            raise InvalidInputError(f"select: no column {column!r} in {scores}; columns are {list(table)}")
+        s = table[column]
+        lab = np.load(labels, allow_pickle=False) if labels is not None else table.labels
+        sel = select(s, _parse_keep(keep), policy=policy, labels=lab, balance_classes=balance_classes,
+                     cutoff=cutoff, strata=strata, seed=seed)  # fmt: skip
+        summary = summarize(s, sel, lab)
+        write_ids(out, sel.ids, meta={"summary": summary, "source": str(scores), "column": column})
+        t = Table(title=f"kept {summary['kept']} of {summary['total']} by {column} ({policy})")
+        t.add_column("")
+        t.add_column("all", justify="right")
+        t.add_column("kept", justify="right")
+        t.add_row("score min", f"{summary['score_range_all'][0]:.4f}", f"{summary['score_range_kept'][0]:.4f}")
+        t.add_row("score mean", f"{summary['score_mean_all']:.4f}", f"{summary['score_mean_kept']:.4f}")
+        t.add_row("score max", f"{summary['score_range_all'][1]:.4f}", f"{summary['score_range_kept'][1]:.4f}")
+        for c, n_kept in summary.get("kept_per_class", {}).items():
+            t.add_row(f"class {c}", str(summary["total_per_class"][c]), str(n_kept))
+        stdout.print(t)
+        stdout.print(f"wrote {out} and {out.with_suffix('.txt')}")
+
+    @app.command()
+    def demo(
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
+        quick: Annotated[bool, typer.Option(help="a small version that finishes in about 2 minutes")] = False,
+        encoder: Annotated[str | None, typer.Option(help="encoder (default efficientnet-lite0; pixels with --quick)")] = None,
+        trainer: Annotated[str | None, typer.Option(help="fixed classifier (default small-cnn; mlp with --quick)")] = None,
+        seeds: Annotated[int, typer.Option(help="training seeds per subset")] = 2,
+    ) -> None:
+        """Fashion-MNIST end to end: embed, score, select, train vs random; table, plot, report."""
+        from selfprune.cli import out as stdout
+        from selfprune.demo import DemoConfig, run_demo
+
+        cfg = DemoConfig.quick() if quick else DemoConfig()
+        cfg = cfg.replace(encoder=encoder, trainer=trainer, seeds=seeds)
+        with _progress() as bar:
+            task = bar.add_task("demo", total=None)
+
+            def report(msg: str, done: int | None = None, total: int | None = None) -> None:
+                bar.update(task, description=msg, completed=done or 0, total=total)
+
+            result = run_demo(cfg, out, progress=report)
+        stdout.print(result.table_rich())
+        stdout.print(f"report: {result.report_path}")
+        stdout.print(json.dumps(result.headline(), indent=None))
