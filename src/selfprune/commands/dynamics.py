@@ -1,0 +1,184 @@
+"""Training-dynamics commands: ``dynamics`` (proxy training + recorder scores) and
+``memorization`` (Feldman-Zhang estimate from runs on random subsets)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from selfprune.errors import InvalidInputError
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from selfprune.cli import console
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=False)  # fmt: skip
+
+
+def _load_labelled(data: str, split: str, limit: int | None, caller: str):
+    from selfprune.io.sources import load_source
+
+    ds = load_source(data, split=split)
+    if ds.labels is None:
+        raise InvalidInputError(
+            f"{caller}: {data} has no labels; training dynamics need labelled data"
+        )
+    if ds.modality == "text":
+        raise InvalidInputError(
+            f"{caller}: {data} is text; use embeddings or images with a label column"
+        )
+    n = len(ds) if limit is None else min(limit, len(ds))
+    if limit is not None and limit < 2:
+        raise InvalidInputError(f"{caller}: --limit must be >= 2, got {limit}")
+    x = ds.take(slice(0, n))
+    return np.asarray(x), ds.labels[:n], ds.ids[:n], ds.name
+
+
+def _summary(table, title: str) -> Table:
+    t = Table(title=title)
+    for col in ("score", "mean", "min", "median", "max"):
+        t.add_column(col, justify="right" if col != "score" else "left")
+    for name in table:
+        v = table[name].values
+        t.add_row(name, *(f"{f(v):.4g}" for f in (np.mean, np.min, np.median, np.max)))
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def dynamics(
+        data: Annotated[
+            str, typer.Option(help="labelled data: built-in name (fashion-mnist, digits) or a path")
+        ],
+        out: Annotated[Path, typer.Option(help="score Parquet file to write")],
+        model: Annotated[
+            str, typer.Option(help="proxy network: linear, mlp, small-cnn")
+        ] = "small-cnn",
+        epochs: Annotated[int, typer.Option(help="training epochs per seed")] = 10,
+        seeds: Annotated[
+            int, typer.Option(help="independent runs (scores are averaged/summed)")
+        ] = 3,
+        batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 128,
+        lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
+        seed: Annotated[int, typer.Option(help="master seed")] = 0,
+        split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
+        limit: Annotated[int | None, typer.Option(help="use only the first N examples")] = None,
+        el2n_epoch: Annotated[
+            int | None, typer.Option(help="0-based epoch for EL2N (default: last)")
+        ] = None,
+        grand: Annotated[
+            bool, typer.Option(help="also compute GraNd (full and last layer)")
+        ] = True,
+        grand_epoch: Annotated[
+            int, typer.Option(help="epochs trained before GraNd (0 = at init)")
+        ] = 1,
+        aum_threshold: Annotated[
+            bool, typer.Option(help="two extra threshold-sample runs: aum_flagged column")
+        ] = False,
+        record_dir: Annotated[
+            Path | None, typer.Option(help="keep the memory-mapped recordings here")
+        ] = None,
+        plot: Annotated[Path | None, typer.Option(help="write the data map PNG here")] = None,
+    ) -> None:
+        """Train proxy networks and write EL2N, GraNd, forgetting, AUM and cartography scores."""
+        from selfprune.cli import out as stdout
+        from selfprune.dynamics.train import proxy_dynamics
+        from selfprune.io.tables import write_scores
+
+        x, y, ids, name = _load_labelled(data, split, limit, "dynamics")
+        with _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(label: str, done: int, total: int) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(f"{label} epochs", total=total)
+                bar.update(tasks[label], completed=done)
+
+            res = proxy_dynamics(
+                x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size, lr=lr,
+                seed=seed, grand=grand, grand_epoch=grand_epoch, el2n_epoch=el2n_epoch,
+                aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
+            )  # fmt: skip
+        write_scores(out, res.table)
+        stdout.print(
+            _summary(
+                res.table, f"{name}: {len(ids):,} examples, {seeds} x {epochs} epochs of {model}"
+            )
+        )
+        stdout.print(
+            "final training accuracy per seed: " + ", ".join(f"{a:.3f}" for a in res.train_accuracy)
+        )
+        for t in res.threshold:
+            stdout.print(
+                f"AUM threshold {t.threshold:.3f} ({t.n_threshold_samples} threshold samples): "
+                f"{int(t.flagged.sum())} flagged as likely mislabelled"
+            )
+        if plot is not None:
+            from selfprune.dynamics.plot import data_map
+            from selfprune.metrics.cartography import cartography_stats
+
+            stats = cartography_stats(
+                np.stack([r.values("prob") for r in res.recorders]),
+                np.stack([r.values("correct") for r in res.recorders]),
+            )
+            data_map(stats, plot, title=f"{name} data map", seed=seed)
+            stdout.print(f"wrote data map to {plot}")
+        stdout.print(f"wrote {len(res.table)} scores for {len(ids):,} examples to {out}")
+
+    @app.command()
+    def memorization(
+        data: Annotated[
+            str, typer.Option(help="labelled data: built-in name (fashion-mnist, digits) or a path")
+        ],
+        out: Annotated[Path, typer.Option(help="score Parquet file to write")],
+        runs: Annotated[int, typer.Option(help="training runs, each on a random subset")] = 20,
+        subset: Annotated[
+            float, typer.Option(help="fraction of examples in each run's training subset")
+        ] = 0.7,
+        model: Annotated[
+            str, typer.Option(help="proxy network: linear, mlp, small-cnn")
+        ] = "small-cnn",
+        epochs: Annotated[int, typer.Option(help="epochs per run")] = 5,
+        batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 128,
+        lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
+        seed: Annotated[int, typer.Option(help="master seed")] = 0,
+        split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
+        limit: Annotated[int | None, typer.Option(help="use only the first N examples")] = None,
+    ) -> None:
+        """Estimate Feldman-Zhang memorization: P[correct | trained on it] - P[correct | held out]."""
+        from selfprune.cli import out as stdout
+        from selfprune.dynamics.train import proxy_memorization
+        from selfprune.io.tables import write_scores
+
+        x, y, ids, name = _load_labelled(data, split, limit, "memorization")
+        with _progress() as bar:
+            task = bar.add_task(f"memorization runs on {name}", total=runs)
+            scores = proxy_memorization(
+                x, y, ids=ids, model=model, runs=runs, subset=subset, epochs=epochs,
+                batch_size=batch_size, lr=lr, seed=seed,
+                progress=lambda _label, done, total: bar.update(task, completed=done),
+            )  # fmt: skip
+        write_scores(out, scores.to_table(labels=y))
+        stdout.print(
+            _summary(
+                scores.to_table(),
+                f"{name}: {len(ids):,} examples, {runs} runs on {subset:.0%} subsets",
+            )
+        )
+        stdout.print(
+            f"{scores.meta['undetermined']} examples were in every run or in none (score 0)"
+        )
+        stdout.print(f"wrote memorization scores to {out}")

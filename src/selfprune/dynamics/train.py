@@ -1,0 +1,283 @@
+"""Proxy training for users who only want the scores: the loop behind ``selfprune dynamics``
+and ``selfprune memorization``.
+
+A small network (``build_model``: linear, mlp, small-cnn) is trained with mini-batch Adam on
+shuffled batches, once per seed, with a :class:`Recorder` attached; GraNd is computed on the
+network after ``grand_epoch`` epochs of each run; with ``aum_threshold=True`` two extra runs with
+disjoint threshold-sample sets flag likely mislabelled examples. Same inputs and seed give the same
+scores (CPU, deterministic kernels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from selfprune._checks import SeedLike, as_rng, check_ids, check_int, check_labels, seed_int
+from selfprune.dynamics.recorder import Recorder
+from selfprune.dynamics.scores import DYNAMICS_METRICS, dynamics_scores
+from selfprune.errors import InvalidInputError, require
+from selfprune.metrics.aum import AUMThreshold, aum_threshold, aum_values, threshold_labels
+from selfprune.metrics.grand import grand_values
+from selfprune.metrics.memorization import memorization, subset_masks
+from selfprune.scores import Scores, ScoreTable
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class DynamicsResult:
+    """Scores of a proxy-training run plus what produced them."""
+
+    table: ScoreTable
+    recorders: list[Recorder]
+    threshold: list[AUMThreshold] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+
+
+def _prepare(x, labels, ids, caller: str):
+    from selfprune.evaluate.models import as_model_input
+
+    xa = np.asarray(x)
+    if xa.ndim < 2 or len(xa) < 2:
+        raise InvalidInputError(f"{caller}: x must be (N, ...) with N >= 2, got shape {xa.shape}")
+    y = check_labels(labels, len(xa), caller=caller)
+    ids = check_ids(ids, len(xa), caller=caller)
+    return as_model_input(xa), y, ids
+
+
+def _epoch(torch, net, opt, xt, yt, batch_size, gen, on_batch=None):
+    """One shuffled epoch of Adam; ``on_batch(positions, logits, labels)`` sees each batch."""
+    net.train()
+    perm = torch.randperm(len(xt), generator=gen)
+    for lo in range(0, len(xt), batch_size):
+        idx = perm[lo : lo + batch_size]
+        logits = net(xt[idx])
+        loss = torch.nn.functional.cross_entropy(logits, yt[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_batch is not None:
+            on_batch(idx, logits, yt[idx])
+
+
+def _predict(torch, net, xt, batch_size: int = 1024) -> np.ndarray:
+    net.eval()
+    with torch.inference_mode():
+        return np.concatenate(
+            [
+                net(xt[lo : lo + batch_size]).argmax(1).numpy()
+                for lo in range(0, len(xt), batch_size)
+            ]
+        )
+
+
+def _run(
+    torch,
+    xt,
+    y,
+    ids,
+    *,
+    model,
+    num_classes,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    rec,
+    grand_epoch,
+    progress,
+    label,
+):
+    from selfprune.evaluate.models import build_model
+
+    yt = torch.from_numpy(y)
+    net = build_model(model, tuple(xt.shape[1:]), num_classes, seed=seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    ids_t = ids
+
+    def on_batch(idx, logits, labels):
+        rec.update(ids_t[idx.numpy()], logits, labels)
+
+    g_full = g_last = None
+    for e in range(epochs):
+        if grand_epoch == e:
+            g_full = grand_values(net, xt, yt)
+            g_last = grand_values(net, xt, yt, last_layer=True)
+        _epoch(torch, net, opt, xt, yt, batch_size, gen, on_batch)
+        rec.end_epoch()
+        if progress is not None:
+            progress(label, e + 1, epochs)
+    if grand_epoch == epochs:
+        g_full = grand_values(net, xt, yt)
+        g_last = grand_values(net, xt, yt, last_layer=True)
+    acc = float(np.mean(_predict(torch, net, xt) == y))
+    return g_full, g_last, acc
+
+
+def proxy_dynamics(
+    x,
+    labels,
+    *,
+    ids=None,
+    model: str = "small-cnn",
+    epochs: int = 10,
+    seeds: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: SeedLike = 0,
+    metrics=DYNAMICS_METRICS,
+    grand: bool = True,
+    grand_epoch: int = 1,
+    el2n_epoch: int | None = None,
+    aum_threshold_runs: bool = False,
+    path: str | Path | None = None,
+    progress: Progress | None = None,
+) -> DynamicsResult:
+    """Train ``seeds`` proxy networks on (x, labels) and score every example.
+
+    ``x``: (N, H, W[, C]) uint8 images or (N, D) features. Returns a :class:`DynamicsResult` whose
+    table holds the recorder metrics plus ``grand`` and ``grand_last`` (GraNd after
+    ``grand_epoch`` epochs, averaged over seeds) and, with ``aum_threshold_runs``, ``aum_flagged``
+    (fraction of threshold runs flagging the example as likely mislabelled; higher = harder).
+    Recordings go under ``path/seed-<k>`` when ``path`` is given (memory otherwise).
+    """
+    torch = require("torch", "torch")
+    x, y, ids = _prepare(x, labels, ids, "proxy_dynamics")
+    epochs = check_int(epochs, caller="proxy_dynamics", name="epochs")
+    seeds = check_int(seeds, caller="proxy_dynamics", name="seeds")
+    batch_size = check_int(batch_size, caller="proxy_dynamics", name="batch_size")
+    grand_epoch = check_int(
+        grand_epoch, caller="proxy_dynamics", name="grand_epoch", low=0, high=epochs
+    )
+    if not lr > 0:
+        raise InvalidInputError(f"proxy_dynamics: lr must be > 0, got {lr}")
+    rng = as_rng(seed, caller="proxy_dynamics")
+    run_seeds = [seed_int(rng) for _ in range(seeds + (2 if aum_threshold_runs else 0))]
+    num_classes = max(int(y.max()) + 1, 2)
+    xt = torch.from_numpy(x)
+    recs, fulls, lasts, accs = [], [], [], []
+    for k in range(seeds):
+        rec = Recorder(
+            len(y), num_classes, None if path is None else Path(path) / f"seed-{k}", ids=ids
+        )
+        g_full, g_last, acc = _run(
+            torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
+            batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
+            grand_epoch=grand_epoch if grand else -1, progress=progress, label=f"seed {k + 1}/{seeds}",
+        )  # fmt: skip
+        recs.append(rec)
+        accs.append(acc)
+        if grand:
+            fulls.append(g_full)
+            lasts.append(g_last)
+    table = dynamics_scores(recs, list(metrics), epoch=el2n_epoch)
+    extra = []
+    if grand:
+        extra += [
+            Scores(ids, np.mean(fulls, axis=0), "grand",
+                   {"epoch": grand_epoch, "runs": seeds, "model": model, "direction": "higher = harder"}),
+            Scores(ids, np.mean(lasts, axis=0), "grand_last",
+                   {"epoch": grand_epoch, "runs": seeds, "model": model, "last_layer": True,
+                    "direction": "higher = harder"}),
+        ]  # fmt: skip
+    thresholds = []
+    if aum_threshold_runs:
+        flags, eligible = np.zeros(len(y)), np.zeros(len(y))
+        taken = np.zeros(len(y), dtype=bool)
+        for j in range(2):
+            y_thr, is_thr = threshold_labels(
+                y, num_classes, seed=run_seeds[seeds + j], exclude=taken
+            )
+            taken |= is_thr
+            rec = Recorder(len(y), num_classes + 1, None, ids=ids)
+            _run(
+                torch,
+                xt,
+                y_thr,
+                ids,
+                model=model,
+                num_classes=num_classes + 1,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=run_seeds[seeds + j],
+                rec=rec,
+                grand_epoch=-1,
+                progress=progress,
+                label=f"threshold run {j + 1}/2",
+            )
+            res = aum_threshold(aum_values(rec.values("margin")), is_thr)
+            thresholds.append(res)
+            flags += res.flagged
+            eligible += ~is_thr
+        extra.append(
+            Scores(
+                ids,
+                flags / np.maximum(eligible, 1),
+                "aum_flagged",
+                {
+                    "thresholds": [t.threshold for t in thresholds],
+                    "percentile": 99.0,
+                    "direction": "fraction of threshold runs flagging a likely wrong label",
+                },
+            )
+        )
+    if extra:
+        table = table.with_scores(*extra)
+    return DynamicsResult(table, recs, thresholds, accs)
+
+
+def proxy_memorization(
+    x,
+    labels,
+    *,
+    ids=None,
+    model: str = "small-cnn",
+    runs: int = 20,
+    subset: float = 0.7,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: SeedLike = 0,
+    progress: Progress | None = None,
+) -> Scores:
+    """Feldman-Zhang memorization from ``runs`` networks, each trained on a random ``subset``.
+
+    Every run is evaluated on all N examples; see :func:`selfprune.metrics.memorization.memorization`.
+    """
+    torch = require("torch", "torch")
+    from selfprune.evaluate.models import build_model
+
+    x, y, ids = _prepare(x, labels, ids, "proxy_memorization")
+    runs = check_int(runs, caller="proxy_memorization", name="runs", low=2)
+    epochs = check_int(epochs, caller="proxy_memorization", name="epochs")
+    batch_size = check_int(batch_size, caller="proxy_memorization", name="batch_size")
+    rng = as_rng(seed, caller="proxy_memorization")
+    masks = subset_masks(len(y), runs, subset, seed=rng)
+    run_seeds = [seed_int(rng) for _ in range(runs)]
+    num_classes = max(int(y.max()) + 1, 2)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    correct = np.zeros((runs, len(y)))
+    for r in range(runs):
+        sub = torch.from_numpy(np.flatnonzero(masks[r]))
+        net = build_model(model, tuple(xt.shape[1:]), num_classes, seed=run_seeds[r])
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(run_seeds[r])
+        xs, ys = xt[sub], yt[sub]
+        for _ in range(epochs):
+            _epoch(torch, net, opt, xs, ys, batch_size, gen)
+        correct[r] = _predict(torch, net, xt) == y
+        if progress is not None:
+            progress("runs", r + 1, runs)
+    s = memorization(correct, masks, ids=ids)
+    return Scores(
+        ids,
+        s.values,
+        "memorization",
+        {**s.meta, "subset": float(subset), "epochs": epochs, "model": model},
+    )
