@@ -30,7 +30,6 @@ out = Console()
 _COMMAND_MODULES: list[str] = [
     "selfprune.commands.core",
     "selfprune.commands.dynamics",
-    "selfprune.commands.dynamics",
     "selfprune.commands.redundancy",
 ]
 
