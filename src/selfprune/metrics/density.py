@@ -51,7 +51,7 @@ def knn_density(
         x, k, metric=metric, index=index, nlist=nlist, nprobe=nprobe, seed=seed, caller=caller
     )
     values = dist.mean(axis=1, dtype=np.float64)
-    meta = {"k": k, "metric": metric, "index": _resolve_index(index, n), "direction": "sparse = hard"}
+    meta = {"k": k, "distance": metric, "index": _resolve_index(index, n), "direction": "sparse = hard"}
     if meta["index"] == "ivf":
         meta.update(nlist=_nlist(nlist, n), nprobe=nprobe, seed=seed if isinstance(seed, int) else None)
     return Scores(ids=ids, values=values, name=name, meta=meta)
