@@ -1,0 +1,241 @@
+"""Automatic keep-hard / keep-easy policy, decided from cheap pilot runs on the user's own data.
+
+Sorscher et al. (2022, "Beyond neural scaling laws") show that the best pruning direction depends
+on how much data is kept: with few examples (scarce regime) keeping the *easy* ones wins, with many
+(abundant regime) keeping the *hard* ones wins, and where the switch happens depends on the data and
+the model. Instead of guessing the regime, :func:`decide_policy` measures it: it holds out a
+validation split, trains a cheap model (a linear probe by default) on the subsets that ``easy``,
+``hard`` (and ``random``, the reference) would keep at the target fraction, over a few seeds, and
+picks the policy whose pilot model is best. The decision says why in words and keeps every pilot
+number. A policy never trains a model, so this lives in ``evaluate``; ``select`` only applies the
+decided policy.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import as_rng, check_ids, check_labels, resolve_keep
+from selfprune.errors import InvalidInputError
+from selfprune.scores import Scores
+
+CANDIDATES = ("easy", "hard", "stratified")
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """The chosen policy (one of ``select``'s), the reason in words, and the pilot numbers.
+
+    ``pilot`` holds ``keep`` (examples kept in each pilot), ``fraction``, ``n_pool`` (examples the
+    pilots select from), ``n_val``, ``trainer``, ``seeds`` and ``arms``: for each piloted policy its
+    per-seed validation ``accuracy`` list, ``mean``, ``std``, ``min`` and ``max``.
+    """
+
+    policy: str
+    reason: str
+    pilot: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy, "reason": self.reason, "pilot": self.pilot}
+
+
+def positions_of(ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data") -> np.ndarray:
+    """Positions in ``ids`` of each of ``wanted`` (all must be present)."""
+    ids = np.asarray(ids)
+    wanted = np.asarray(wanted)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    if len(wanted) and sorted_ids.dtype.kind != wanted.dtype.kind and not (
+        sorted_ids.dtype.kind in "iu" and wanted.dtype.kind in "iu"
+    ):
+        raise InvalidInputError(
+            f"{caller}: score ids ({wanted.dtype}) and {what} ids ({ids.dtype}) are of different kinds"
+        )
+    at = np.searchsorted(sorted_ids, wanted)
+    at = np.minimum(at, len(sorted_ids) - 1)
+    missing = sorted_ids[at] != wanted
+    if missing.any():
+        raise InvalidInputError(
+            f"{caller}: {int(missing.sum())} score id(s) are not in the {what}, e.g. {wanted[missing][0]!r}"
+        )
+    return order[at]
+
+
+def _resolve_trainer(trainer, settings: dict[str, Any] | None, *, caller: str) -> Callable:
+    from selfprune.evaluate.trainers import get_trainer
+
+    if isinstance(trainer, str):
+        return get_trainer(trainer, **dict(settings or {}))
+    if callable(trainer):
+        if settings:
+            raise InvalidInputError(f"{caller}: trainer settings apply to named trainers only, not to a function")
+        return trainer
+    raise InvalidInputError(f"{caller}: trainer must be a name or a callable, got {type(trainer).__name__}")
+
+
+def _stats(acc: list[float]) -> dict[str, Any]:
+    a = np.asarray(acc, dtype=np.float64)
+    return {"accuracy": [float(v) for v in a], "mean": float(a.mean()), "std": float(a.std()),
+            "min": float(a.min()), "max": float(a.max())}  # fmt: skip
+
+
+def decide_policy(
+    scores: Scores,
+    keep: float | int,
+    *,
+    x,
+    y,
+    x_ids=None,
+    x_val=None,
+    y_val=None,
+    trainer: str | Callable = "linear",
+    trainer_settings: dict[str, Any] | None = None,
+    seeds: Sequence[int] = (0, 1),
+    seed: int = 0,
+    candidates: Sequence[str] = CANDIDATES,
+    val_fraction: float = 0.2,
+    cutoff: float = 0.0,
+    balance_classes: bool = False,
+    strata: int = 50,
+) -> PolicyDecision:
+    """Choose the pruning policy for ``scores`` at ``keep`` from pilot trainings.
+
+    ``x`` (N, ...) and ``y`` (N,) are the examples and labels; their rows follow ``scores.ids``
+    unless ``x_ids`` names them (then they are aligned by id). Without ``x_val``/``y_val`` a
+    random ``val_fraction`` of the scored examples (drawn with ``seed``) is held out for validation
+    and the pilots keep the same *fraction* of the rest; each pilot seed draws its own split, so the
+    seed spread includes validation noise. Each policy in ``candidates`` and
+    ``random`` is trained with ``trainer`` on its subset once per pilot seed; the candidate with
+    the best mean validation accuracy wins. If ``random`` beats every candidate by more than the
+    seed spread, ``random`` is returned: no score-driven policy helped at this budget.
+    """
+    caller = "decide_policy"
+    if not isinstance(scores, Scores):
+        raise InvalidInputError(f"{caller}: scores must be a Scores, got {type(scores).__name__}")
+    n = len(scores)
+    m_full = resolve_keep(keep, n, caller=caller)
+    cands = tuple(candidates)
+    from selfprune.select import POLICIES
+
+    bad = [c for c in cands if c not in POLICIES or c == "random"]
+    if not cands or bad:
+        allowed = tuple(p for p in POLICIES if p != "random")
+        raise InvalidInputError(f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}")
+    seeds = tuple(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
+        raise InvalidInputError(f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    if not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
+        raise InvalidInputError(f"{caller}: val_fraction must be in (0, 1), got {val_fraction!r}")
+    x_arr = np.asarray(x)
+    if x_ids is None:
+        if len(x_arr) != n:
+            raise InvalidInputError(f"{caller}: x has {len(x_arr)} rows for {n} scores; pass x_ids to align them")
+        pos = np.arange(n)
+    else:
+        xid = check_ids(x_ids, len(x_arr), caller=caller)
+        pos = positions_of(xid, scores.ids, caller=caller, what="x")
+    y_arr = check_labels(y, len(x_arr), caller=caller)
+    run = _resolve_trainer(trainer, trainer_settings, caller=caller)
+    trainer_name = trainer if isinstance(trainer, str) else getattr(trainer, "__name__", type(trainer).__name__)
+
+    if m_full == n:
+        return PolicyDecision(
+            "hard",
+            f"keep={keep} keeps all {n} examples, so every policy keeps the same set; nothing to decide",
+            {"keep": m_full, "fraction": 1.0, "n_pool": n, "arms": {}},
+        )
+
+    if x_val is None:
+        if y_val is not None:
+            raise InvalidInputError(f"{caller}: y_val given without x_val")
+        n_val = max(1, int(round(float(val_fraction) * n)))
+        if n - n_val < 2:
+            raise InvalidInputError(f"{caller}: {n} examples are too few to hold out a validation split")
+    else:
+        if y_val is None:
+            raise InvalidInputError(f"{caller}: x_val given without y_val")
+        xv_fixed = np.asarray(x_val)
+        yv_fixed = check_labels(y_val, len(xv_fixed), caller=caller)
+        n_val = len(xv_fixed)
+    as_rng(seed, caller=caller)  # validates seed
+    from selfprune.select import select
+
+    frac = m_full / n
+    n_pool = n - n_val if x_val is None else n
+    m = max(1, min(n_pool, int(round(frac * n_pool))))
+    accs: dict[str, list[float]] = {p: [] for p in (*cands, "random")}
+    for s in seeds:
+        if x_val is None:
+            # each pilot seed draws its own validation split, so the seed spread includes split noise
+            perm = np.random.default_rng([int(seed), int(s)]).permutation(n)
+            val_at, pool_at = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+            xv, yv = x_arr[pos[val_at]], y_arr[pos[val_at]]
+        else:
+            pool_at, xv, yv = np.arange(n), xv_fixed, yv_fixed
+        sub = Scores(scores.ids[pool_at], scores.values[pool_at], scores.name, {"pilot_of": scores.name})
+        sub_pos = pos[pool_at]  # row of x for each pilot-pool example
+        labels = y_arr[sub_pos] if balance_classes else None
+        for policy in accs:
+            sel = select(sub, m, policy=policy, labels=labels, balance_classes=balance_classes,
+                         cutoff=cutoff, strata=strata, seed=int(s))  # fmt: skip
+            rows = sub_pos[positions_of(sub.ids, sel.ids, caller=caller)]
+            accs[policy].append(float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy))
+    arms = {p: _stats(a) for p, a in accs.items()}
+
+    best = max(cands, key=lambda p: (arms[p]["mean"], -cands.index(p)))
+    rand = arms["random"]
+    pilot = {"keep": m, "fraction": frac, "n_pool": n_pool, "n_val": n_val, "trainer": trainer_name,
+             "seeds": [int(s) for s in seeds], "arms": arms}  # fmt: skip
+    reason = _reason(best, arms, cands, m, n_pool, len(seeds), n_val, trainer_name)
+    if len(seeds) > 1 and rand["min"] > arms[best]["max"]:
+        return PolicyDecision(
+            "random",
+            f"random: at {m} of {n_pool} pilot examples random ({_pct(rand)}) beat the best "
+            f"score-driven policy {best} ({_pct(arms[best])}) beyond the seed spread over {len(seeds)} "
+            f"seeds ({trainer_name} pilots, {n_val} validation examples); this score does not help here",
+            pilot,
+        )
+    return PolicyDecision(best, reason, pilot)
+
+
+def _pct(arm: dict[str, Any]) -> str:
+    return f"{100 * arm['mean']:.1f}% ± {100 * arm['std']:.1f}"
+
+
+def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str) -> str:
+    others = ", ".join(f"{p} {_pct(arms[p])}" for p in (*cands, "random") if p != best)
+    runner_up = max((p for p in cands if p != best), key=lambda p: arms[p]["mean"], default=None)
+    if k < 2:
+        strength = "one pilot seed, so no seed spread to judge the margin"
+    elif runner_up is None:
+        strength = "it was the only candidate piloted"
+    elif arms[best]["std"] == 0.0 and arms[runner_up]["std"] == 0.0:
+        strength = "the pilots were deterministic (zero seed spread), so the margin's reliability is unknown"
+    elif arms[best]["min"] > arms[runner_up]["max"]:
+        strength = f"the margin over {runner_up} exceeds the seed spread"
+    else:
+        strength = f"the margin over {runner_up} is within the seed spread (weak evidence)"
+    if k >= 2:
+        rand = arms["random"]
+        if arms[best]["min"] > rand["max"]:
+            strength += "; it beats random beyond the seed spread"
+        else:
+            strength += "; against random the seed spreads overlap (no claim of beating random)"
+    regime = {
+        "easy": "the kept set is small for this problem (scarce regime), where Sorscher et al. "
+                "predict that easy, prototypical examples teach more",
+        "hard": "the kept set is large enough for this problem (abundant regime), where Sorscher et al. "
+                "predict that hard examples carry the information",
+        "stratified": "covering the whole difficulty range beats either extreme at this budget "
+                      "(coverage-centric sampling, as for high pruning rates)",
+    }[best]  # fmt: skip
+    return (
+        f"{best}: pilots keeping {m} of {n_pool} examples reached {_pct(arms[best])} validation accuracy "
+        f"with {best} vs {others} ({k} seed(s), {trainer}, {n_val} validation examples); {strength}; "
+        f"{regime}"
+    )
