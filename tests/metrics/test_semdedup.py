@@ -74,7 +74,9 @@ def test_exact_duplicates_with_eps_zero_only():
     base = rng.normal(size=(300, 16)).astype(np.float32)
     near = base[:20] + np.float32(1e-3) * rng.normal(size=(20, 16)).astype(np.float32)
     scaled = 3 * base[20:25]  # same direction, not the same row: not an exact duplicate
-    x = np.vstack([base, base[:30], base[:5], near, scaled])
+    # cosine 1 - 1e-10: equal to 1 in float32, yet not the same row
+    tiny = base[40:45] + np.float32(1e-5) * rng.normal(size=(5, 16)).astype(np.float32)
+    x = np.vstack([base, base[:30], base[:5], near, scaled, tiny])
     ids = np.arange(len(x)) * 10 + 7
     r = semdedup(x, eps=0.0, k=5, ids=ids)
     # 30 + 5 bit-identical copies, each removed as a copy of the first (smallest id) row
@@ -88,7 +90,7 @@ def test_exact_duplicates_with_eps_zero_only():
     # a small eps also catches the near copies and the rescaled rows
     r2 = semdedup(x, eps=0.01, k=5, ids=ids)
     assert set(r.removed.tolist()) < set(r2.removed.tolist())
-    assert len(r2.removed) == 35 + 20 + 5
+    assert len(r2.removed) == 35 + 20 + 5 + 5
 
 
 def test_removed_only_for_duplicating_a_kept_one():

@@ -374,6 +374,10 @@ def _dedup_clusters(
         if len(walk) > 1:
             xc = plan.x[walk] * plan.inv_norm[walk, None]
             for e, thr in enumerate(thresholds):
+                if eps_list[e] == 0.0:
+                    # no cosine exceeds 1; only float32 rounding could say otherwise, and
+                    # bit-identical rows are already handled: eps = 0 means exact duplicates only
+                    continue
                 pos_dup, pos_sim = _greedy(xc, thr, plan.tile)
                 removed = pos_dup >= 0
                 dup_of[e][walk[removed]] = walk[pos_dup[removed]]
