@@ -261,7 +261,7 @@ class Recorder:
         where = np.minimum(where, len(self._sorted) - 1)
         found = self._sorted[where] == ids
         if not np.all(found):
-            raise InvalidInputError(f"Recorder.update: unknown id {ids[~found][0]!r}")
+            raise InvalidInputError(f"Recorder.update: unknown id {ids[~found][0].item()!r}")
         return self._sorter[where]
 
     def update(self, ids, logits, labels) -> None:
