@@ -59,7 +59,7 @@ def check_ids(ids, n: int, *, caller: str) -> np.ndarray:
     if len(uniq) != len(arr):
         dup = uniq[counts > 1]
         raise InvalidInputError(
-            f"{caller}: ids must be unique; {len(dup)} duplicated, e.g. {dup[0]!r}"
+            f"{caller}: ids must be unique; {len(dup)} duplicated, e.g. {dup[0].item()!r}"
         )
     return arr
 

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from selfprune import DataSourceError, Scores
+from selfprune.io.tables import read_ids, read_scores, write_ids, write_scores
+
+
+def test_roundtrip_with_meta_and_labels(tmp_path):
+    s = Scores(ids=["a", "b", "c"], values=[0.2, 0.9, 0.1], name="prototypes", meta={"k": 2, "encoder": "pixels"})
+    write_scores(tmp_path / "s.parquet", s.to_table(labels=[0, 1, 1]))
+    t = read_scores(tmp_path / "s.parquet")
+    assert t["prototypes"].values.tolist() == [0.2, 0.9, 0.1]
+    assert t["prototypes"].meta["k"] == 2 and t["prototypes"].meta["encoder"] == "pixels"
+    assert t.labels.tolist() == [0, 1, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]  # no temp files left
+
+
+def test_readable_by_plain_pyarrow(tmp_path):
+    import pyarrow.parquet as pq
+
+    write_scores(tmp_path / "s.parquet", Scores(ids=[1, 2], values=[0.0, 1.0], name="m"))
+    table = pq.read_table(tmp_path / "s.parquet")
+    assert table.column_names == ["id", "m"]
+    assert b"selfprune" in table.schema.metadata
+
+
+def test_corrupt_and_missing(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 nope")
+    with pytest.raises(DataSourceError, match="not a readable Parquet"):
+        read_scores(tmp_path / "bad.parquet")
+    with pytest.raises(DataSourceError, match="not found"):
+        read_scores(tmp_path / "none.parquet")
+
+
+def test_duplicate_ids_in_file_rejected(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [1, 1], "m": [0.0, 1.0]}), tmp_path / "d.parquet")
+    with pytest.raises(DataSourceError, match="unique"):
+        read_scores(tmp_path / "d.parquet")
+
+
+def test_failed_write_leaves_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "s.parquet"
+    write_scores(path, Scores(ids=[1], values=[1.0], name="m"))
+    before = path.read_bytes()
+    import pyarrow.parquet as pq
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", boom)
+    with pytest.raises(OSError):
+        write_scores(path, Scores(ids=[1], values=[2.0], name="m"))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet"]
+
+
+def test_ids_parquet_and_text(tmp_path):
+    paths = write_ids(tmp_path / "kept.parquet", np.array([3, 1, 2]))
+    assert [p.name for p in paths] == ["kept.parquet", "kept.txt"]
+    assert read_ids(tmp_path / "kept.parquet").tolist() == [3, 1, 2]
+    assert read_ids(tmp_path / "kept.txt").tolist() == [3, 1, 2]
