@@ -184,28 +184,36 @@ def test_tile_size_does_not_change_the_result(tile):
     np.testing.assert_allclose(r.similarity, ref.similarity, atol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     m=st.integers(1, 60),
     tile=st.integers(1, 70),
-    eps=st.sampled_from([0.0, 0.05, 0.2, 0.6]),
+    eps=st.sampled_from([0.05, 0.2, 0.6]),
+    external=st.booleans(),
 )
-def test_greedy_tiles_agree_with_sequential_oracle(seed, m, tile, eps):
+def test_greedy_tiles_agree_with_sequential_oracle(seed, m, tile, eps, external):
     rng = np.random.default_rng(seed)
     x = _unit(rng.normal(size=(max(1, m // 3), 4))[rng.integers(0, max(1, m // 3), m)]
               + 0.3 * rng.normal(size=(m, 4)))
     x = x.astype(np.float32)
-    dup, sim = _greedy(x, 1 - eps, tile)
-    # sequential oracle on the same float32 similarities
+    thr = 1 - eps
+    # best similarity to kept rows of an earlier cluster: around the threshold for some rows
+    pre = None
+    if external:
+        pre = np.where(rng.random(m) < 0.5, thr + rng.uniform(-0.1, 0.1, m), -np.inf)
+    dup, sim = _greedy(x, thr, tile, pre)
+    # sequential oracle on the same float32 similarities; the external rows come first
     s = x @ x.T
     kept = []
     for i in range(m):
-        hits = [j for j in kept if s[i, j] > 1 - eps]
-        if hits:
-            best = max(hits, key=lambda j: (s[i, j], -j))
-            assert dup[i] == best
-            assert sim[i] == pytest.approx(float(s[i, best]), abs=1e-6)
+        cands = [(float(s[i, j]), -j, j) for j in kept]
+        if pre is not None and np.isfinite(pre[i]):
+            cands.append((float(pre[i]), 1, -2))  # ties: the external (earlier) one wins
+        top = max(cands) if cands else None
+        if top is not None and top[0] > thr:
+            assert dup[i] == top[2]
+            assert sim[i] == pytest.approx(top[0], abs=1e-6)
         else:
             assert dup[i] == -1
             kept.append(i)
@@ -303,3 +311,24 @@ def test_rotten_tomatoes_exact_duplicate_texts_are_all_found():
     # eps = 0 removes exactly the repeated texts (WordLlama maps distinct texts apart)
     r0 = semdedup(x, eps=0.0, k=50, seed=0)
     assert sorted(r0.removed.tolist()) == dup_rows
+
+
+def test_duplicates_across_a_cluster_boundary():
+    rng = np.random.default_rng(5)
+    a = np.array([1.0, 0, 0]) + 0.05 * rng.normal(size=(60, 3))
+    b = np.array([0, 1.0, 0]) + 0.05 * rng.normal(size=(60, 3))
+    bis = np.array([1.0, 1.0, 0.0])
+    side = np.array([1.0, -1.0, 0.0])
+    pair = np.stack([bis + 0.02 * side, bis - 0.02 * side])
+    x = np.vstack([a, b, pair]).astype(np.float32)
+    p, q = 120, 121
+    with_cross = semdedup(x, eps=0.01, k=2, seed=0)
+    assert with_cross.cluster[p] != with_cross.cluster[q]  # k-means cut the pair in two
+    assert (p in with_cross.kept) != (q in with_cross.kept)
+    gone = p if p in with_cross.removed else q
+    i = with_cross.removed.tolist().index(gone)
+    assert with_cross.duplicate_of[i] == (q if gone == p else p)
+    # the paper's within-cluster-only comparison keeps both halves
+    within = semdedup(x, eps=0.01, k=2, seed=0, cross_check=False)
+    assert p in within.kept and q in within.kept
+    assert within.meta["cross_check"] is False

@@ -11,6 +11,9 @@ Two differences from the reference code, both on purpose:
   not duplicates loses ``c`` for duplicating the already removed ``b``. Here ``c`` survives, and
   every removed example names the kept one it duplicates (``duplicate_of``). A tight group (all
   pairwise within ``eps``) therefore keeps exactly one member.
+* duplicates across a cluster boundary: each example is also compared with the kept examples of
+  its second-nearest cluster when that cluster was walked before its own (``cross_check``); the
+  paper looks inside clusters only and keeps both halves of a group that k-means cut in two.
 * bit-identical embedding rows are grouped first, by hashing, and removed as exact duplicates of
   their first member (similarity 1.0). So ``eps = 0`` removes exactly the exact duplicates, with no
   dependence on float rounding, and identical rows can never land in different clusters.
@@ -96,6 +99,7 @@ def semdedup(
     tile: int = 1024,
     niter: int = 20,
     max_points_per_centroid: int = 256,
+    cross_check: bool = True,
     progress: Progress | None = None,
 ) -> DedupResult:
     """Semantic dedup of ``embeddings`` (N, D): remove examples with cosine > ``1 - eps`` to a kept one.
@@ -103,13 +107,16 @@ def semdedup(
     ``eps`` in [0, 2); ``k`` clusters (1 <= k <= N) fitted on at most ``k * max_points_per_centroid``
     rows; ``order`` is the walk order inside a cluster (``farthest`` from the centroid first, as in
     the paper, ``nearest`` first, or ``random``); ``tile`` rows are compared at a time (the result
-    does not depend on it). ``progress(done, total)`` is called as clusters finish.
+    does not depend on it). ``cross_check``: also compare each example with the kept examples of
+    its second-nearest cluster when that cluster comes earlier in the walk, so a duplicate group
+    cut by a cluster boundary still keeps one member (the paper compares within clusters only).
+    ``progress(done, total)`` is called as clusters finish.
     """
     caller = "semdedup"
     eps = _check_eps(eps, caller=caller)
     plan = _plan(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
-        max_points_per_centroid=max_points_per_centroid, caller=caller,
+        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller,
     )
     kept_rows, dup_rows, sims = _dedup_clusters(plan, [eps], progress=progress)[0]
     return _result(plan, eps, kept_rows, dup_rows, sims)
@@ -126,6 +133,7 @@ def semdedup_sweep(
     tile: int = 1024,
     niter: int = 20,
     max_points_per_centroid: int = 256,
+    cross_check: bool = True,
     progress: Progress | None = None,
 ) -> EpsSweep:
     """Fraction removed at each ``eps`` in ``eps_values``, clustering once (to choose ``eps``).
@@ -139,7 +147,7 @@ def semdedup_sweep(
     eps_list = [_check_eps(float(e), caller=caller, name="eps_values") for e in values]
     plan = _plan(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
-        max_points_per_centroid=max_points_per_centroid, caller=caller,
+        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller,
     )
     outs = _dedup_clusters(plan, eps_list, progress=progress)
     n = plan.n
@@ -181,11 +189,12 @@ class _Plan:
     cluster: np.ndarray  # (N,) cluster per row (copies share their representative's)
     walks: list[np.ndarray]  # per cluster: representative rows in walk order
     tile: int
+    second: np.ndarray | None  # (N,) second-nearest cluster of each representative, or None
     meta: dict[str, Any]
 
 
 def _plan(
-    embeddings, *, k, ids, order, seed, tile, niter, max_points_per_centroid, caller
+    embeddings, *, k, ids, order, seed, tile, niter, max_points_per_centroid, cross_check, caller
 ) -> _Plan:
     x = check_embeddings(embeddings, caller=caller)
     n, d = x.shape
@@ -220,14 +229,15 @@ def _plan(
         sample_rows = reps_by_id[pick]
     else:
         sample_rows = reps_by_id
-    centroids, obj = _fit_centroids(
-        x[sample_rows] * inv_norm[sample_rows, None], k_eff, seed=kseed, niter=niter
-    )
+    sample = x[sample_rows]  # the only sizeable copy: at most k * max_points_per_centroid rows
+    sample *= inv_norm[sample_rows, None]
+    centroids, obj = _fit_centroids(sample, k_eff, seed=kseed, niter=niter)
+    del sample
 
     # assign representatives (in id order, so rounding never depends on input position)
     cluster = np.empty(n, dtype=np.int64)
     sim_to_centroid = np.empty(n, dtype=np.float32)
-    rep_cluster, rep_sim = _assign(x, inv_norm, reps_by_id, centroids)
+    rep_cluster, rep_sim, rep_second = _assign(x, inv_norm, reps_by_id, centroids)
     cluster[reps_by_id] = rep_cluster
     sim_to_centroid[reps_by_id] = rep_sim
     cluster[:] = cluster[exact_of]
@@ -251,6 +261,7 @@ def _plan(
         "order": order,
         "seed": seed if isinstance(seed, int) else kseed,
         "tile": tile,
+        "cross_check": bool(cross_check),
         "niter": niter,
         "sample_size": int(sample_size),
         "n_examples": n,
@@ -260,7 +271,11 @@ def _plan(
         "largest_cluster": int(sizes.max()),
         "empty_clusters": int((sizes == 0).sum()),
     }
-    return _Plan(x, ids, n, inv_norm, exact_of, cluster, walks, tile, meta)
+    second = None
+    if cross_check and k_eff > 1:
+        second = np.full(n, -1, dtype=np.int64)
+        second[reps_by_id] = rep_second
+    return _Plan(x, ids, n, inv_norm, exact_of, cluster, walks, tile, second, meta)
 
 
 def _inverse_norms(x: np.ndarray, *, caller: str) -> np.ndarray:
@@ -337,20 +352,25 @@ def _fit_centroids(sample: np.ndarray, k: int, *, seed: int, niter: int) -> tupl
 
 def _assign(
     x: np.ndarray, inv_norm: np.ndarray, rows: np.ndarray, centroids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest centroid, its cosine similarity, and the second-nearest centroid (-1 if k = 1)."""
     import faiss
 
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(centroids)
+    kk = min(2, len(centroids))
     labels = np.empty(len(rows), dtype=np.int64)
+    second = np.full(len(rows), -1, dtype=np.int64)
     sims = np.empty(len(rows), dtype=np.float32)
     for a in range(0, len(rows), _CHUNK):
         r = rows[a : a + _CHUNK]
         chunk = np.ascontiguousarray(x[r] * inv_norm[r, None])
-        s, lab = index.search(chunk, 1)
+        s, lab = index.search(chunk, kk)
         labels[a : a + _CHUNK] = lab[:, 0]
         sims[a : a + _CHUNK] = s[:, 0]
-    return labels, sims
+        if kk == 2:
+            second[a : a + _CHUNK] = lab[:, 1]
+    return labels, sims, second
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,28 +380,42 @@ def _assign(
 def _dedup_clusters(
     plan: _Plan, eps_list: list[float], *, progress: Progress | None
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """For each eps: (kept representative rows, removed rows' kept row, similarity) over all rows.
+    """For each eps: (kept rows, duplicate-of row per row (-1 = kept), similarity per row).
 
-    Returns per eps a triple ``(kept_rows, dup_of_row, sim)`` where ``dup_of_row`` (N,) is -1 for
-    kept rows and ``sim`` (N,) the similarity to that kept row.
+    The global walk is cluster 0's walk, then cluster 1's, ... An example is compared with the
+    kept examples of its own cluster and, when ``plan.second`` says so, with the kept examples of
+    its second-nearest cluster if that one comes earlier in the walk (already final). The second
+    comparison is run right after each cluster is settled, for every later row that names it.
     """
     n = plan.n
     thresholds = [1.0 - e for e in eps_list]
     dup_of = [np.full(n, -1, dtype=np.int64) for _ in eps_list]
     sim = [np.zeros(n, dtype=np.float64) for _ in eps_list]
+    active = [e for e, eps in enumerate(eps_list) if eps > 0.0]
+    # eps = 0: no cosine exceeds 1 (only float32 rounding could say otherwise) and bit-identical
+    # rows are handled apart, so eps = 0 means exact duplicates only: no comparisons at all.
+    pre_best = {e: np.full(n, -np.inf, dtype=np.float64) for e in active}
+    pre_row = {e: np.full(n, -1, dtype=np.int64) for e in active}
+    cross = _cross_lists(plan) if active else None
     total = len(plan.walks)
     for c, walk in enumerate(plan.walks):
-        if len(walk) > 1:
+        if len(walk) and active:
             xc = plan.x[walk] * plan.inv_norm[walk, None]
-            for e, thr in enumerate(thresholds):
-                if eps_list[e] == 0.0:
-                    # no cosine exceeds 1; only float32 rounding could say otherwise, and
-                    # bit-identical rows are already handled: eps = 0 means exact duplicates only
-                    continue
-                pos_dup, pos_sim = _greedy(xc, thr, plan.tile)
-                removed = pos_dup >= 0
-                dup_of[e][walk[removed]] = walk[pos_dup[removed]]
-                sim[e][walk[removed]] = pos_sim[removed]
+            later = cross[c] if cross is not None else np.empty(0, dtype=np.int64)
+            xr = plan.x[later] * plan.inv_norm[later, None] if len(later) else None
+            for e in active:
+                pos_dup, pos_sim = _greedy(xc, thresholds[e], plan.tile, pre_best[e][walk])
+                internal = pos_dup >= 0
+                external = pos_dup == -2
+                dup_of[e][walk[internal]] = walk[pos_dup[internal]]
+                dup_of[e][walk[external]] = pre_row[e][walk[external]]
+                gone = internal | external
+                sim[e][walk[gone]] = pos_sim[gone]
+                if xr is not None:
+                    kept_pos = np.flatnonzero(~gone)
+                    best, arg = _best_match(xr, xc, kept_pos, plan.tile)
+                    pre_best[e][later] = best
+                    pre_row[e][later] = np.where(arg >= 0, walk[np.maximum(arg, 0)], -1)
         if progress is not None:
             progress(c + 1, total)
 
@@ -400,11 +434,51 @@ def _dedup_clusters(
     return outs
 
 
-def _greedy(xc: np.ndarray, thr: float, tile: int) -> tuple[np.ndarray, np.ndarray]:
+def _cross_lists(plan: _Plan) -> list[np.ndarray]:
+    """Per cluster g: the representative rows of later clusters whose second-nearest cluster is g."""
+    k = len(plan.walks)
+    if plan.second is None:
+        return [np.empty(0, dtype=np.int64)] * k
+    reps = np.concatenate(plan.walks) if k else np.empty(0, dtype=np.int64)
+    g = plan.second[reps]
+    mine = plan.cluster[reps]
+    sel = (g >= 0) & (g < mine)
+    rows, g = reps[sel], g[sel]
+    o = np.argsort(g, kind="stable")
+    rows, g = rows[o], g[o]
+    bounds = np.searchsorted(g, np.arange(k + 1))
+    return [rows[bounds[i] : bounds[i + 1]] for i in range(k)]
+
+
+def _best_match(
+    xr: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``xr``: the highest similarity to ``xc[cols]`` and its position (earliest on ties)."""
+    best = np.full(len(xr), -np.inf, dtype=np.float64)
+    arg = np.full(len(xr), -1, dtype=np.int64)
+    for a in range(0, len(xr), tile):
+        rows = xr[a : a + tile]
+        tb, ta = best[a : a + tile], arg[a : a + tile]
+        for c0 in range(0, len(cols), tile):
+            cc = cols[c0 : c0 + tile]
+            s = rows @ xc[cc].T
+            j = np.argmax(s, axis=1)
+            v = s[np.arange(len(s)), j].astype(np.float64)
+            better = v > tb
+            tb[better] = v[better]
+            ta[better] = cc[j[better]]
+    return best, arg
+
+
+def _greedy(
+    xc: np.ndarray, thr: float, tile: int, pre_best: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sequential greedy over the rows of ``xc`` (normalised, in walk order), in tiles.
 
     Row i is removed iff its similarity to some earlier *kept* row exceeds ``thr``; it then points
-    at the most similar earlier kept row (ties: the earliest). Returns (dup position or -1, sim).
+    at the most similar earlier kept row (ties: the earliest). ``pre_best`` (optional) is each
+    row's best similarity to kept rows that precede this whole walk (another cluster); they count
+    as earlier than every row here. Returns (dup: position, -1 kept, -2 the external row; sim).
     """
     m = len(xc)
     dup = np.full(m, -1, dtype=np.int64)
@@ -414,8 +488,11 @@ def _greedy(xc: np.ndarray, thr: float, tile: int) -> tuple[np.ndarray, np.ndarr
     for a in range(0, m, tile):
         b = min(a + tile, m)
         rows = xc[a:b]
-        tb = np.full(b - a, -np.inf, dtype=np.float64)
-        ta = np.full(b - a, -1, dtype=np.int64)
+        if pre_best is None:
+            tb = np.full(b - a, -np.inf, dtype=np.float64)
+        else:
+            tb = pre_best[a:b].astype(np.float64, copy=True)
+        ta = np.where(np.isfinite(tb), -2, -1).astype(np.int64)
         # 1. against every kept row of earlier tiles, in blocks of ``tile`` columns
         for c0 in range(0, n_kept, tile):
             cols = kept_pos[c0 : min(c0 + tile, n_kept)]
@@ -433,7 +510,8 @@ def _greedy(xc: np.ndarray, thr: float, tile: int) -> tuple[np.ndarray, np.ndarr
         if len(live) == 0:
             continue
         s = rows @ rows.T
-        status, tdup, tsim = _greedy_tile(s[np.ix_(live, live)], thr)
+        sub = s if len(live) == len(rows) else s[np.ix_(live, live)]
+        status, tdup, tsim = _greedy_tile(sub, thr)
         gone = status == 2
         pos = a + live
         dup[pos[gone]] = a + live[tdup[gone]]
@@ -461,7 +539,9 @@ def _greedy_tile(s: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.
     the most similar earlier kept row.
     """
     t = len(s)
-    i, j = np.nonzero(np.tril(s > thr, k=-1))  # conflict edges j < i
+    i, j = np.nonzero(s > thr)
+    lower = j < i  # conflict edges point back in the walk
+    i, j = i[lower], j[lower]
     status = np.zeros(t, dtype=np.int8)
     dup = np.full(t, -1, dtype=np.int64)
     sim = np.zeros(t, dtype=np.float64)
