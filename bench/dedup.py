@@ -1,4 +1,4 @@
-"""Semantic dedup at scale: time and memory against raw faiss clustering, recall/precision of planted groups.
+"""Semantic dedup at scale: time and memory vs faiss clustering, recall/precision of planted groups.
 
 Synthetic data: N unit vectors in D dimensions drawn around ``--centres`` random directions (so the
 k-means is not trivial), of which ``--dup-frac`` are planted near-copies: groups of 2 to 5 members
@@ -7,7 +7,8 @@ cosine ~0.5. Each measured path runs in a fresh subprocess that loads the array 
 resident memory (``VmHWM``), so faiss' own allocations count:
 
 * ``load``: just load the array (the floor: interpreter + libraries + the array itself),
-* ``faiss``: spherical k-means with faiss (same k, niter, 256 points per centroid) + assigning all N,
+* ``faiss``: spherical k-means with faiss (same k, niter, 256 points per centroid) + assigning
+  all N,
 * ``semdedup``: :func:`selfprune.metrics.semdedup.semdedup` end to end.
 
 Run: ``python bench/dedup.py --n 1000000 --dim 384 --k 1000`` (about 1.5 GB of embeddings, a few
@@ -49,7 +50,8 @@ def make_data(n: int, dim: int, centres: int, dup_frac: float, eps: float, seed:
     step = 65536
     for a in range(0, n_plain, step):
         b = min(a + step, n_plain)
-        v = c[rng.integers(0, centres, b - a)] + rng.normal(size=(b - a, dim)).astype(np.float32) / np.sqrt(dim)
+        noise = rng.normal(size=(b - a, dim)).astype(np.float32) / np.sqrt(dim)
+        v = c[rng.integers(0, centres, b - a)] + noise
         x[a:b] = v / np.linalg.norm(v, axis=1, keepdims=True)
     # each group: an original plus noise of norm sqrt(eps/4): pairwise cosine ~ 1 - eps/4
     delta = np.sqrt(eps / 4)
@@ -124,7 +126,8 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
 def _run(path: Path, what: str, args) -> dict:
     cmd = [
         sys.executable, __file__, "--child", what, "--data", str(path),
-        "--k", str(args.k), "--eps", str(args.eps), "--niter", str(args.niter), "--seed", str(args.seed),
+        "--k", str(args.k), "--eps", str(args.eps), "--niter", str(args.niter),
+        "--seed", str(args.seed),
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode != 0:
@@ -140,7 +143,7 @@ def main() -> None:
     p.add_argument("--eps", type=float, default=0.05)
     p.add_argument("--niter", type=int, default=20)
     p.add_argument("--centres", type=int, default=2000)
-    p.add_argument("--dup-frac", type=float, default=0.05, help="fraction of rows in planted groups")
+    p.add_argument("--dup-frac", type=float, default=0.05, help="rows in planted groups (fraction)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
     p.add_argument("--child", choices=["load", "faiss", "semdedup"], help=argparse.SUPPRESS)
@@ -179,7 +182,8 @@ def main() -> None:
         "n": args.n, "dim": args.dim, "k": args.k, "eps": args.eps, "niter": args.niter,
         "dup_frac": args.dup_frac, "seed": args.seed, "cpu_count": os.cpu_count(),
         "array_gb": array_bytes / 1e9, "generate_s": gen_s,
-        "faiss_train_s": f["train_s"], "faiss_assign_s": f["assign_s"], "faiss_total_s": f["seconds"],
+        "faiss_train_s": f["train_s"], "faiss_assign_s": f["assign_s"],
+        "faiss_total_s": f["seconds"],
         "semdedup_total_s": s["seconds"], "semdedup_plan_s": s["plan_s"],
         "semdedup_greedy_s": s["greedy_s"],
         "time_ratio_semdedup_over_faiss": s["seconds"] / f["seconds"],
@@ -210,7 +214,8 @@ def main() -> None:
     c.print(t)
     c.print(
         f"faiss: train {f['train_s']:.1f}s + assign {f['assign_s']:.1f}s; semdedup: plan "
-        f"{s['plan_s']:.1f}s + greedy {s['greedy_s']:.1f}s (largest cluster {s['largest_cluster']:,})"
+        f"{s['plan_s']:.1f}s + greedy {s['greedy_s']:.1f}s "
+        f"(largest cluster {s['largest_cluster']:,})"
     )
     c.print(
         f"planted: {planted_removable:,} removable, removed {len(removed):,}; recall {recall:.4f}, "

@@ -1,4 +1,4 @@
-"""D2 pruning (Maharana et al., 2023): message passing over a kNN graph balancing difficulty and diversity.
+"""D2 pruning (Maharana et al., 2023): message passing on a kNN graph, difficulty + diversity.
 
 1. Build the kNN graph of the embeddings (faiss; Euclidean distance on L2-normalised rows by
    default, so distances lie in [0, 2]).
@@ -38,7 +38,7 @@ def d2_select(
     index: str = "auto",
     seed: SeedLike = 0,
 ) -> np.ndarray:
-    """Select ``keep`` examples (fraction in (0, 1] or count) by D2 pruning; returns sorted kept ids.
+    """Select ``keep`` examples (fraction in (0, 1] or count) by D2 pruning; sorted kept ids.
 
     ``scores``: difficulty (higher = harder), one per example. ``embeddings`` (N, D): rows aligned
     with ``ids`` (default: with ``scores.ids``). ``k`` neighbours per example; ``gamma_forward`` and
@@ -137,7 +137,8 @@ def _align(scores: Scores, ids: np.ndarray, *, caller: str) -> np.ndarray:
         raise InvalidInputError(f"{caller}: embedding id {exc.args[0]!r} has no score") from None
     if len(scores) != len(ids):
         raise InvalidInputError(
-            f"{caller}: {len(scores)} scores for {len(ids)} embedding rows; they must cover the same ids"
+            f"{caller}: {len(scores)} scores for {len(ids)} embedding rows; "
+            "they must cover the same ids"
         )
     return scores.values[where]
 

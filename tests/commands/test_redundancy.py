@@ -17,7 +17,8 @@ from selfprune.metrics.semdedup import semdedup
 def emb_file(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 16)).astype(np.float32)
-    x = np.vstack([x, x[:12], x[12:20] + np.float32(1e-4) * rng.normal(size=(8, 16)).astype(np.float32)])
+    near = x[12:20] + np.float32(1e-4) * rng.normal(size=(8, 16)).astype(np.float32)
+    x = np.vstack([x, x[:12], near])
     path = tmp_path / "emb.npy"
     np.save(path, x)
     return path, x
@@ -26,7 +27,8 @@ def emb_file(tmp_path):
 def test_dedup_writes_kept_and_removed(emb_file, tmp_path, capsys):
     path, x = emb_file
     out = tmp_path / "dedup"
-    code = main(["dedup", "--embeddings", str(path), "--eps", "0.01", "--k", "4", "--out", str(out)])
+    args = ["dedup", "--embeddings", str(path), "--eps", "0.01", "--k", "4", "--out", str(out)]
+    code = main(args)
     assert code == 0
     kept = pq.read_table(out / "kept.parquet").column("id").to_numpy()
     removed = pq.read_table(out / "removed.parquet")

@@ -16,12 +16,14 @@ def test_hand_computed_l2_on_a_line():
     assert isinstance(s, Scores) and s.name == "density"
     np.testing.assert_allclose(s.values, [1.0, 1.0, 2.0, 4.0], rtol=1e-6)
     s2 = knn_density(x, k=2, metric="l2")
-    np.testing.assert_allclose(s2.values, [(1 + 3) / 2, (1 + 2) / 2, (2 + 3) / 2, (4 + 6) / 2], rtol=1e-6)
+    expected = [(1 + 3) / 2, (1 + 2) / 2, (2 + 3) / 2, (4 + 6) / 2]
+    np.testing.assert_allclose(s2.values, expected, rtol=1e-6)
 
 
 def test_hand_computed_cosine():
     angles = np.deg2rad([0.0, 10.0, 30.0, 90.0])
-    x = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32) * [[1], [2], [5], [0.5]]
+    x = np.stack([np.cos(angles), np.sin(angles)], axis=1) * [[1], [2], [5], [0.5]]
+    x = x.astype(np.float32)
     s = knn_density(x, k=1)
     expected = 1 - np.cos(np.deg2rad([10.0, 10.0, 20.0, 60.0]))
     np.testing.assert_allclose(s.values, expected, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Semantic dedup: planted groups, kept-only semantics, order/tile invariance, a brute-force oracle."""
+"""Semantic dedup: planted groups, kept-only semantics, order/tile invariance, an oracle."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""Redundancy commands: ``selfprune dedup`` (semantic dedup, eps sweep) and ``selfprune density``."""
+"""Redundancy commands: ``selfprune dedup`` (semantic dedup, eps sweep), ``selfprune density``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,57 +13,69 @@ from selfprune.errors import InvalidInputError
 DEFAULT_GRID = "0,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
 
 
+EmbOpt = Annotated[
+    Path, typer.Option("--embeddings", help="Embedding store folder, .npy, .npz or Parquet file.")
+]
+ColumnOpt = Annotated[
+    str | None, typer.Option("--column", help="Embedding column of a Parquet file.")
+]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("dedup")
     def dedup(
-        embeddings: Path = typer.Option(
-            ..., "--embeddings", help="Embedding store folder, .npy, .npz or Parquet file."
-        ),
-        out: Path = typer.Option(..., "--out", help="Output folder."),
-        eps: float = typer.Option(
-            0.05, "--eps", help="Remove an example whose cosine similarity to a kept one exceeds 1 - eps."
-        ),
-        k: int = typer.Option(100, "--k", help="Number of spherical k-means clusters."),
-        order: str = typer.Option(
-            "farthest", "--order", help="Walk order in a cluster: farthest, nearest or random."
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the k-means sample and initialisation."),
-        tile: int = typer.Option(1024, "--tile", help="Rows compared at a time (memory, not result)."),
-        column: str | None = typer.Option(
-            None, "--column", help="Embedding column of a Parquet file."
-        ),
-        eps_sweep: bool = typer.Option(
-            False, "--eps-sweep", help="Instead of deduplicating, report the fraction removed per eps."
-        ),
-        eps_grid: str = typer.Option(
-            DEFAULT_GRID, "--eps-grid", help="Comma-separated eps values for --eps-sweep."
-        ),
+        embeddings: EmbOpt,
+        out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+        eps: Annotated[
+            float, typer.Option(help="Remove when cosine similarity to a kept example > 1 - eps.")
+        ] = 0.05,
+        k: Annotated[int, typer.Option(help="Number of spherical k-means clusters.")] = 100,
+        order: Annotated[
+            str, typer.Option(help="Walk order in a cluster: farthest, nearest or random.")
+        ] = "farthest",
+        seed: Annotated[int, typer.Option(help="Seed of the k-means sample and start.")] = 0,
+        tile: Annotated[
+            int, typer.Option(help="Rows compared at a time (memory only, not the result).")
+        ] = 1024,
+        cross_check: Annotated[
+            bool,
+            typer.Option(
+                "--cross-check/--no-cross-check",
+                help="Also compare with the kept examples of the second-nearest cluster.",
+            ),
+        ] = True,
+        column: ColumnOpt = None,
+        eps_sweep: Annotated[
+            bool, typer.Option("--eps-sweep", help="Report the fraction removed per eps instead.")
+        ] = False,
+        eps_grid: Annotated[
+            str, typer.Option("--eps-grid", help="Comma-separated eps values for --eps-sweep.")
+        ] = DEFAULT_GRID,
     ) -> None:
         """Semantic dedup (SemDeDup): write OUT/kept.parquet and OUT/removed.parquet."""
         from selfprune.io.store import load_embeddings
 
         ids, x = load_embeddings(embeddings, column=column)
+        opts = {"k": k, "order": order, "seed": seed, "tile": tile, "cross_check": cross_check}
         if eps_sweep:
-            _sweep(x, ids, out, _parse_grid(eps_grid), k=k, order=order, seed=seed, tile=tile)
+            _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
         else:
-            _dedup(x, ids, out, eps=eps, k=k, order=order, seed=seed, tile=tile, source=embeddings)
+            _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
 
     @app.command("density")
     def density(
-        embeddings: Path = typer.Option(
-            ..., "--embeddings", help="Embedding store folder, .npy, .npz or Parquet file."
-        ),
-        out: Path = typer.Option(..., "--out", help="Score Parquet file to write."),
-        k: int = typer.Option(10, "--k", help="Neighbours per example."),
-        metric: str = typer.Option("cosine", "--metric", help="cosine or l2."),
-        index: str = typer.Option("auto", "--index", help="auto, flat (exact) or ivf (approximate)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the IVF sample (approximate index only)."),
-        name: str = typer.Option("density", "--name", help="Score column name."),
-        column: str | None = typer.Option(
-            None, "--column", help="Embedding column of a Parquet file."
-        ),
+        embeddings: EmbOpt,
+        out: Annotated[Path, typer.Option("--out", help="Score Parquet file to write.")],
+        k: Annotated[int, typer.Option(help="Neighbours per example.")] = 10,
+        metric: Annotated[str, typer.Option(help="cosine or l2.")] = "cosine",
+        index: Annotated[
+            str, typer.Option(help="auto, flat (exact) or ivf (approximate).")
+        ] = "auto",
+        seed: Annotated[int, typer.Option(help="Seed of the IVF sample (ivf only).")] = 0,
+        name: Annotated[str, typer.Option(help="Score column name.")] = "density",
+        column: ColumnOpt = None,
     ) -> None:
-        """kNN density score (mean distance to the k nearest; sparse = hard) as a score Parquet file."""
+        """kNN density score (mean distance to the k nearest; sparse = hard) as a score file."""
         import numpy as np
         from rich.table import Table
 
@@ -76,7 +89,7 @@ def register(app: typer.Typer) -> None:
             scores = knn_density(x, k=k, ids=ids, metric=metric, index=index, seed=seed, name=name)
         write_scores(out, scores)
         v = scores.values
-        table = Table(title=f"{name}: mean {metric} distance to {k} nearest (higher = sparser = harder)")
+        table = Table(title=f"{name}: mean {metric} distance to {k} nearest (higher = sparser)")
         for col in ("examples", "min", "median", "mean", "max", "file"):
             table.add_column(col)
         table.add_row(
@@ -125,7 +138,7 @@ def _progress_bar(total_text: str):
     )
 
 
-def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, source) -> None:
+def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source) -> None:
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -142,7 +155,10 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, source) -> None:
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result = semdedup(x, eps=eps, k=k, ids=ids, order=order, seed=seed, tile=tile, progress=tick)
+        result = semdedup(
+            x, eps=eps, k=k, ids=ids, order=order, seed=seed, tile=tile,
+            cross_check=cross_check, progress=tick,
+        )
 
     meta = {**result.meta, "embeddings": str(source)}
     write_ids(out / "kept.parquet", result.kept, meta=meta)
@@ -171,12 +187,14 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, source) -> None:
         for col in ("id", "duplicate_of", "similarity"):
             pairs.add_column(col)
         for i in show:
-            pairs.add_row(str(result.removed[i]), str(result.duplicate_of[i]), f"{result.similarity[i]:.5f}")
+            pairs.add_row(
+                str(result.removed[i]), str(result.duplicate_of[i]), f"{result.similarity[i]:.5f}"
+            )
         stdout.print(pairs)
     stdout.print(f"wrote {out / 'kept.parquet'} and {out / 'removed.parquet'}")
 
 
-def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile) -> None:
+def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_check) -> None:
     from rich.table import Table
 
     from selfprune.cli import out as stdout
@@ -189,7 +207,10 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile) -> Non
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        sweep = semdedup_sweep(x, grid, k=k, ids=ids, order=order, seed=seed, tile=tile, progress=tick)
+        sweep = semdedup_sweep(
+            x, grid, k=k, ids=ids, order=order, seed=seed, tile=tile,
+            cross_check=cross_check, progress=tick,
+        )
 
     table = Table(title=f"semantic dedup eps sweep over {sweep.n_examples:,} examples (k={k})")
     for col in ("eps", "cosine >", "removed", "removed %"):

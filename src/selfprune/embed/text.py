@@ -46,7 +46,9 @@ class WordLlamaEncoder:
 
     def __init__(self, *, dim: int = 256, normalize: bool = True, batch_size: int = 256) -> None:
         if dim not in self.DIMS:
-            raise InvalidInputError(f"WordLlamaEncoder: dim must be one of {self.DIMS}, got {dim!r}")
+            raise InvalidInputError(
+                f"WordLlamaEncoder: dim must be one of {self.DIMS}, got {dim!r}"
+            )
         self.dim = dim
         self.normalize = bool(normalize)
         self.batch_size = check_int(batch_size, caller="WordLlamaEncoder", name="batch_size")
@@ -76,7 +78,8 @@ class WordLlamaEncoder:
                 )
             except (FileNotFoundError, OSError, ValueError) as exc:
                 raise MissingExtraError(
-                    f"WordLlamaEncoder: the packaged l2_supercat weights could not be loaded ({exc}); "
+                    "WordLlamaEncoder: the packaged l2_supercat weights could not be loaded "
+                    f"({exc}); "
                     "reinstall: pip install 'selfprune[text]'"
                 ) from exc
         return self._model

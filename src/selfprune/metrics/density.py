@@ -35,7 +35,7 @@ def knn_density(
     seed: SeedLike = 0,
     name: str = "density",
 ) -> Scores:
-    """Mean distance to the ``k`` nearest other examples. (N, D) -> Scores (N,). Higher = sparser = harder.
+    """Mean distance to the ``k`` nearest other examples. (N, D) -> Scores (N,). Sparser = harder.
 
     ``metric="cosine"``: distance ``1 - cos`` in [0, 2] on L2-normalised rows; ``"l2"``: Euclidean.
     Exact duplicates count as neighbours at distance 0 (they make a region dense).
@@ -46,14 +46,18 @@ def knn_density(
     ids = check_ids(ids, n, caller=caller)
     k = check_int(k, caller=caller, name="k", low=1)
     if k >= n:
-        raise InvalidInputError(f"{caller}: k must be in [1, N-1={n - 1}] (neighbours other than itself), got {k}")
+        raise InvalidInputError(
+            f"{caller}: k must be in [1, N-1={n - 1}] (neighbours other than itself), got {k}"
+        )
     dist, _ = knn_graph(
         x, k, metric=metric, index=index, nlist=nlist, nprobe=nprobe, seed=seed, caller=caller
     )
     values = dist.mean(axis=1, dtype=np.float64)
-    meta = {"k": k, "distance": metric, "index": _resolve_index(index, n), "direction": "sparse = hard"}
+    kind = _resolve_index(index, n)
+    meta = {"k": k, "distance": metric, "index": kind, "direction": "sparse = hard"}
     if meta["index"] == "ivf":
-        meta.update(nlist=_nlist(nlist, n), nprobe=nprobe, seed=seed if isinstance(seed, int) else None)
+        seed_meta = seed if isinstance(seed, int) else None
+        meta.update(nlist=_nlist(nlist, n), nprobe=nprobe, seed=seed_meta)
     return Scores(ids=ids, values=values, name=name, meta=meta)
 
 
@@ -71,7 +75,7 @@ def knn_graph(
     """The ``k`` nearest *other* rows of every row: (distances (N, k) float32, rows (N, k) int64).
 
     Rows sorted by distance, ties by row number. ``x`` must already be a validated float32 array.
-    Missing neighbours (possible only with an IVF index and a tiny ``nprobe``) are -1 at distance inf.
+    Missing neighbours (only with an IVF index and a tiny ``nprobe``) are -1 at distance inf.
     """
     import faiss
 
@@ -87,7 +91,8 @@ def knn_graph(
         zero = np.flatnonzero(norms == 0)
         if zero.size:
             raise InvalidInputError(
-                f"{caller}: embeddings have zero norm at row {zero[0]}; cosine distance is undefined"
+                f"{caller}: embeddings have zero norm at row {zero[0]}; "
+                "cosine distance is undefined"
             )
         base = np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
         faiss_metric = faiss.METRIC_INNER_PRODUCT

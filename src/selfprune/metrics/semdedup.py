@@ -47,8 +47,8 @@ class DedupResult:
 
     ``kept``: sorted ids that survive. ``removed``: ids removed, sorted; ``duplicate_of[i]`` is the
     kept id that ``removed[i]`` duplicates and ``similarity[i]`` their cosine similarity
-    (float64, ``> 1 - eps``; exactly 1.0 for bit-identical rows). ``cluster``: the k-means cluster of
-    every input row, in input order. ``meta``: the parameters and diagnostics.
+    (float64, ``> 1 - eps``; exactly 1.0 for bit-identical rows). ``cluster``: the k-means
+    cluster of every input row, in input order. ``meta``: the parameters and diagnostics.
     """
 
     kept: np.ndarray
@@ -102,14 +102,15 @@ def semdedup(
     cross_check: bool = True,
     progress: Progress | None = None,
 ) -> DedupResult:
-    """Semantic dedup of ``embeddings`` (N, D): remove examples with cosine > ``1 - eps`` to a kept one.
+    """Semantic dedup of (N, D) ``embeddings``: drop each with cosine > ``1 - eps`` to a kept one.
 
-    ``eps`` in [0, 2); ``k`` clusters (1 <= k <= N) fitted on at most ``k * max_points_per_centroid``
-    rows; ``order`` is the walk order inside a cluster (``farthest`` from the centroid first, as in
-    the paper, ``nearest`` first, or ``random``); ``tile`` rows are compared at a time (the result
-    does not depend on it). ``cross_check``: also compare each example with the kept examples of
-    its second-nearest cluster when that cluster comes earlier in the walk, so a duplicate group
-    cut by a cluster boundary still keeps one member (the paper compares within clusters only).
+    ``eps`` in [0, 2); ``k`` clusters (1 <= k <= N) fitted on at most
+    ``k * max_points_per_centroid`` rows; ``order`` is the walk order inside a cluster
+    (``farthest`` from the centroid first, as in the paper, ``nearest`` first, or ``random``);
+    ``tile`` rows are compared at a time (the result does not depend on it).
+    ``cross_check``: also compare each example with the kept examples of its second-nearest
+    cluster when that cluster comes earlier in the walk, so a duplicate group cut by a cluster
+    boundary still keeps one member (the paper compares within clusters only).
     ``progress(done, total)`` is called as clusters finish.
     """
     caller = "semdedup"
@@ -169,7 +170,9 @@ def _check_eps(eps, *, caller: str, name: str = "eps") -> float:
     try:
         value = float(eps)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{caller}: {name} must be a number in [0, 2), got {eps!r}") from None
+        raise InvalidInputError(
+            f"{caller}: {name} must be a number in [0, 2), got {eps!r}"
+        ) from None
     if isinstance(eps, bool) or not np.isfinite(value) or not 0.0 <= value < 2.0:
         raise InvalidInputError(f"{caller}: {name} must be in [0, 2), got {eps!r}")
     return value
@@ -333,7 +336,9 @@ def _exact_groups(x: np.ndarray, by_id: np.ndarray) -> np.ndarray:
     return exact_of
 
 
-def _fit_centroids(sample: np.ndarray, k: int, *, seed: int, niter: int) -> tuple[np.ndarray, float]:
+def _fit_centroids(
+    sample: np.ndarray, k: int, *, seed: int, niter: int
+) -> tuple[np.ndarray, float]:
     import faiss
 
     sample = np.ascontiguousarray(sample, dtype=np.float32)
@@ -435,7 +440,7 @@ def _dedup_clusters(
 
 
 def _cross_lists(plan: _Plan) -> list[np.ndarray]:
-    """Per cluster g: the representative rows of later clusters whose second-nearest cluster is g."""
+    """Per cluster g: representative rows of later clusters whose second-nearest cluster is g."""
     k = len(plan.walks)
     if plan.second is None:
         return [np.empty(0, dtype=np.int64)] * k
@@ -453,7 +458,7 @@ def _cross_lists(plan: _Plan) -> list[np.ndarray]:
 def _best_match(
     xr: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``xr``: the highest similarity to ``xc[cols]`` and its position (earliest on ties)."""
+    """Per row of ``xr``: highest similarity to ``xc[cols]`` and its position (earliest on ties)."""
     best = np.full(len(xr), -np.inf, dtype=np.float64)
     arg = np.full(len(xr), -1, dtype=np.int64)
     for a in range(0, len(xr), tile):
