@@ -56,6 +56,10 @@ _LAZY: dict[str, str] = {
     # select
     "select": "selfprune.select",
     "Selection": "selfprune.select",
+    "scaling_curve": "selfprune.evaluate.curve",
+    "fit_power_law": "selfprune.evaluate.powerlaw",
+    "analyze_curve": "selfprune.evaluate.powerlaw",
+    "decide_policy": "selfprune.evaluate.auto",
 }
 
 __all__ = [

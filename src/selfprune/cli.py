@@ -31,6 +31,7 @@ _COMMAND_MODULES: list[str] = [
     "selfprune.commands.core",
     "selfprune.commands.dynamics",
     "selfprune.commands.redundancy",
+    "selfprune.commands.curve",
 ]
 
 
