@@ -40,7 +40,8 @@ def main() -> None:
     x, y = ds.items[: args.subset], ds.labels[: args.subset]
     t0 = time.perf_counter()
     res = proxy_dynamics(x, y, model="small-cnn", epochs=args.epochs, seeds=args.seeds, seed=0)
-    mem = proxy_memorization(x, y, model="small-cnn", runs=args.mem_runs, epochs=args.epochs, seed=0)
+    mem = proxy_memorization(x, y, model="small-cnn", runs=args.mem_runs, epochs=args.epochs,
+                             seed=0)
     cols = {name: res.table[name].values for name in res.table}
     cols["memorization"] = mem.values
     cols["prototypes"] = prototype_scores(x, k=10, seed=0)

@@ -7,7 +7,6 @@ Usage: python bench/recorder_overhead.py [--subset 10000] [--pairs 3] [--threads
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +79,8 @@ def main() -> None:
     print(f"{'epoch without recorder':<28}{base:.3f} s")
     print(f"{'epoch with recorder':<28}{rec_t:.3f} s")
     print(f"{'overhead (end to end)':<28}{result['overhead_pct']:+.2f} %")
-    print(f"{'recorder updates alone':<28}{update_only:.3f} s = {result['update_only_pct_of_epoch']:.2f} % of an epoch")
+    share = result["update_only_pct_of_epoch"]
+    print(f"{'recorder updates alone':<28}{update_only:.3f} s = {share:.2f} % of an epoch")
     write_json_atomic(Path(__file__).parent / "results" / "recorder_overhead.json", result)
 
 

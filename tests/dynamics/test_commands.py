@@ -14,7 +14,8 @@ def test_dynamics_command_writes_scores_and_plot(tmp_path, capsys):
                  "--record-dir", str(tmp_path / "rec")])  # fmt: skip
     assert code == 0
     t = read_scores(out)
-    assert {"el2n", "forgetting", "aum", "confidence", "variability", "grand", "grand_last"} <= set(t)
+    want = {"el2n", "forgetting", "aum", "confidence", "variability", "grand", "grand_last"}
+    assert want <= set(t)
     assert t.n_examples == 300 and t.labels is not None
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "rec" / "seed-1" / "state.json").is_file()

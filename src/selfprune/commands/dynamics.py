@@ -108,7 +108,8 @@ def register(app: typer.Typer) -> None:
                 bar.update(tasks[label], completed=done)
 
             res = proxy_dynamics(
-                x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size, lr=lr,
+                x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size,
+                lr=lr,
                 seed=seed, grand=grand, grand_epoch=grand_epoch, el2n_epoch=el2n_epoch,
                 aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
             )  # fmt: skip
@@ -158,7 +159,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
         limit: Annotated[int | None, typer.Option(help="use only the first N examples")] = None,
     ) -> None:
-        """Estimate Feldman-Zhang memorization: P[correct | trained on it] - P[correct | held out]."""
+        """Feldman-Zhang memorization: P[correct | trained on it] - P[correct | held out]."""
         from selfprune.cli import out as stdout
         from selfprune.dynamics.train import proxy_memorization
         from selfprune.io.tables import write_scores

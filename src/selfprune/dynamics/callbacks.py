@@ -43,7 +43,8 @@ def default_get(outputs, batch) -> tuple[Any, Any, Any]:
     if isinstance(batch, (tuple, list)) and len(batch) == 3:
         return batch[0], outputs["logits"], batch[2]
     raise InvalidInputError(
-        "LightningRecorder: batch must be a dict or a tuple (ids, x, y); pass get= for other layouts"
+        "LightningRecorder: batch must be a dict or a tuple (ids, x, y); "
+        "pass get= for other layouts"
     )
 
 
@@ -92,7 +93,8 @@ def _build_hf():
             if module.training:
                 if ids is None:
                     raise InvalidInputError(
-                        f"HFRecorder: the batch has no {self.id_key!r} column; add it to the data set "
+                        f"HFRecorder: the batch has no {self.id_key!r} column; "
+                        "add it to the data set "
                         "and set remove_unused_columns=False in TrainingArguments"
                     )
                 self._pending = (ids, kwargs.get(self.label_key))

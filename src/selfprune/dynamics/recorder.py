@@ -97,11 +97,13 @@ class Recorder:
         if state is not None:
             if n_examples is not None and int(n_examples) != state["n_examples"]:
                 raise StoreError(
-                    f"Recorder: {self.path} records {state['n_examples']} examples, not {n_examples}"
+                    f"Recorder: {self.path} records {state['n_examples']} examples, "
+                    f"not {n_examples}"
                 )
             if num_classes is not None and int(num_classes) != state["num_classes"]:
                 raise StoreError(
-                    f"Recorder: {self.path} records {state['num_classes']} classes, not {num_classes}"
+                    f"Recorder: {self.path} records {state['num_classes']} classes, "
+                    f"not {num_classes}"
                 )
             self.n_examples = state["n_examples"]
             self.num_classes = state["num_classes"]
@@ -220,7 +222,8 @@ class Recorder:
 
     def _meta(self) -> dict[str, Any]:
         return {
-            "format": FORMAT_VERSION, "n_examples": self.n_examples, "num_classes": self.num_classes,
+            "format": FORMAT_VERSION, "n_examples": self.n_examples,
+            "num_classes": self.num_classes,
             "epochs_done": self.epochs_done, "capacity": self._capacity, "fields": list(FIELDS),
             "skipped": self._skipped,
         }  # fmt: skip
@@ -364,7 +367,8 @@ class Recorder:
         ):
             raise StoreError(
                 f"Recorder.load_state_dict: state is for {state.get('n_examples')} examples x "
-                f"{state.get('num_classes')} classes, this Recorder has {self.n_examples} x {self.num_classes}"
+                f"{state.get('num_classes')} classes, this Recorder has {self.n_examples} x "
+                f"{self.num_classes}"
             )
         done = int(state["epochs_done"])
         if "arrays" in state:
@@ -402,7 +406,8 @@ class Recorder:
         classes = {r.num_classes for r in recs}
         if len(epochs) != 1 or len(classes) != 1:
             raise InvalidInputError(
-                f"Recorder.merge: recorders differ in complete epochs {sorted(epochs)} or classes {sorted(classes)}"
+                f"Recorder.merge: recorders differ in complete epochs {sorted(epochs)} "
+                f"or classes {sorted(classes)}"
             )
         all_ids = np.concatenate([r.ids for r in recs])
         _, first = np.unique(all_ids, return_index=True)
@@ -423,7 +428,8 @@ class Recorder:
             clash = (cur >= 0) & (cur != lab[known])
             if clash.any():
                 raise InvalidInputError(
-                    f"Recorder.merge: example {r.ids[known][clash][0]!r} has different labels across recorders"
+                    f"Recorder.merge: example {r.ids[known][clash][0].item()!r} has "
+                    "different labels across recorders"
                 )
             out._arr["labels"][pos[known]] = lab[known]
             out._skipped += r._skipped
@@ -434,4 +440,7 @@ class Recorder:
 
     def __repr__(self) -> str:
         where = "memory" if self.path is None else str(self.path)
-        return f"Recorder(n_examples={self.n_examples}, num_classes={self.num_classes}, epochs={self.epochs_done}, at={where})"
+        return (
+            f"Recorder(n_examples={self.n_examples}, num_classes={self.num_classes}, "
+            f"epochs={self.epochs_done}, at={where})"
+        )

@@ -55,7 +55,8 @@ def dynamics_scores(
     unknown = [m for m in metrics if m not in DYNAMICS_METRICS]
     if not metrics or unknown or len(set(metrics)) != len(metrics):
         raise InvalidInputError(
-            f"dynamics_scores: metrics must be distinct names from {DYNAMICS_METRICS}, got {metrics}"
+            f"dynamics_scores: metrics must be distinct names from {DYNAMICS_METRICS}, "
+            f"got {metrics}"
         )
     base = recs[0]
     for r in recs[1:]:

@@ -168,7 +168,8 @@ def proxy_dynamics(
         g_full, g_last, acc = _run(
             torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
-            grand_epoch=grand_epoch if grand else -1, progress=progress, label=f"seed {k + 1}/{seeds}",
+            grand_epoch=grand_epoch if grand else -1, progress=progress,
+            label=f"seed {k + 1}/{seeds}",
         )  # fmt: skip
         recs.append(rec)
         accs.append(acc)
@@ -180,7 +181,8 @@ def proxy_dynamics(
     if grand:
         extra += [
             Scores(ids, np.mean(fulls, axis=0), "grand",
-                   {"epoch": grand_epoch, "runs": seeds, "model": model, "direction": "higher = harder"}),
+                   {"epoch": grand_epoch, "runs": seeds, "model": model,
+                    "direction": "higher = harder"}),
             Scores(ids, np.mean(lasts, axis=0), "grand_last",
                    {"epoch": grand_epoch, "runs": seeds, "model": model, "last_layer": True,
                     "direction": "higher = harder"}),
@@ -248,7 +250,8 @@ def proxy_memorization(
 ) -> Scores:
     """Feldman-Zhang memorization from ``runs`` networks, each trained on a random ``subset``.
 
-    Every run is evaluated on all N examples; see :func:`selfprune.metrics.memorization.memorization`.
+    Every run is evaluated on all N examples; see
+    :func:`selfprune.metrics.memorization.memorization`.
     """
     torch = require("torch", "torch")
     from selfprune.evaluate.models import build_model

@@ -124,7 +124,8 @@ def aum_threshold(
     mask = np.asarray(is_threshold, dtype=bool)
     if a.ndim != 1 or mask.shape != a.shape:
         raise InvalidInputError(
-            f"aum_threshold: aum values {a.shape} and is_threshold {mask.shape} must be equal 1-D shapes"
+            f"aum_threshold: aum values {a.shape} and is_threshold {mask.shape} must be "
+            "equal 1-D shapes"
         )
     if not mask.any():
         raise InvalidInputError("aum_threshold: is_threshold selects no example")

@@ -5,8 +5,8 @@ From the probability of the assigned label over epochs: **confidence** (mean), *
 are confident and stable, hard-to-learn ones unconfident, ambiguous ones variable.
 
 As scores (higher = harder): ``confidence`` holds ``1 - mean p(y)``; ``variability`` holds the std
-as is (ambiguous = harder); ``correctness`` holds ``1 - fraction correct``. :func:`cartography_stats`
-returns the raw, untransformed values for the data map plot.
+as is (ambiguous = harder); ``correctness`` holds ``1 - fraction correct``.
+:func:`cartography_stats` returns the raw, untransformed values for the data map plot.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from selfprune.scores import Scores, ScoreTable
 
 @dataclass(frozen=True)
 class CartographyStats:
-    """Raw per-example statistics, each (N,): confidence and correctness in [0, 1], variability >= 0."""
+    """Raw per-example statistics (N,): confidence, correctness in [0, 1]; variability >= 0."""
 
     confidence: np.ndarray
     variability: np.ndarray
@@ -70,6 +70,8 @@ def cartography(probs, correct, *, ids=None) -> ScoreTable:
     ids = check_ids(ids, len(stats.confidence), caller="cartography")
     return ScoreTable.from_scores([
         Scores(ids, 1.0 - stats.confidence, "confidence", {"direction": "1 - mean p(label)"}),
-        Scores(ids, stats.variability, "variability", {"direction": "std of p(label); higher = ambiguous"}),
-        Scores(ids, 1.0 - stats.correctness, "correctness", {"direction": "1 - fraction of epochs correct"}),
+        Scores(ids, stats.variability, "variability",
+               {"direction": "std of p(label); higher = ambiguous"}),
+        Scores(ids, 1.0 - stats.correctness, "correctness",
+               {"direction": "1 - fraction of epochs correct"}),
     ])  # fmt: skip
