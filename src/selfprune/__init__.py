@@ -60,6 +60,9 @@ _LAZY: dict[str, str] = {
     "fit_power_law": "selfprune.evaluate.powerlaw",
     "analyze_curve": "selfprune.evaluate.powerlaw",
     "decide_policy": "selfprune.evaluate.auto",
+    "audit": "selfprune.evaluate.audit",
+    "AuditReport": "selfprune.evaluate.audit",
+    "ContrastiveEncoder": "selfprune.embed.contrastive",
 }
 
 __all__ = [

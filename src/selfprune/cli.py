@@ -32,6 +32,7 @@ _COMMAND_MODULES: list[str] = [
     "selfprune.commands.dynamics",
     "selfprune.commands.redundancy",
     "selfprune.commands.curve",
+    "selfprune.commands.audit",
 ]
 
 
