@@ -39,7 +39,8 @@ def main() -> None:
     ds = load_source("fashion-mnist", split="train")
     x, y = ds.items[: args.subset], ds.labels[: args.subset]
     t0 = time.perf_counter()
-    res = proxy_dynamics(x, y, model="small-cnn", epochs=args.epochs, seeds=args.seeds, seed=0)
+    res = proxy_dynamics(x, y, model="small-cnn", epochs=args.epochs, seeds=args.seeds, seed=0,
+                         grand="both")
     mem = proxy_memorization(x, y, model="small-cnn", runs=args.mem_runs, epochs=args.epochs,
                              seed=0)
     cols = {name: res.table[name].values for name in res.table}

@@ -11,7 +11,7 @@ def test_dynamics_command_writes_scores_and_plot(tmp_path, capsys):
     out, png = tmp_path / "dyn.parquet", tmp_path / "map.png"
     code = main(["dynamics", "--data", "digits", "--out", str(out), "--model", "linear",
                  "--epochs", "2", "--seeds", "2", "--limit", "300", "--plot", str(png),
-                 "--record-dir", str(tmp_path / "rec")])  # fmt: skip
+                 "--record-dir", str(tmp_path / "rec"), "--grand", "both"])  # fmt: skip
     assert code == 0
     t = read_scores(out)
     want = {"el2n", "forgetting", "aum", "confidence", "variability", "grand", "grand_last"}

@@ -56,7 +56,7 @@ def test_planted_mislabel_ranks_among_hardest():
     flip = 5
     x, y = _blobs(flip)
     res = proxy_dynamics(x, y, model="linear", epochs=12, seeds=2, batch_size=16, lr=0.05, seed=0,
-                         grand_epoch=2, aum_threshold_runs=True)  # fmt: skip
+                         grand_epoch=2, grand="both", aum_threshold_runs=True)  # fmt: skip
     t = res.table
     assert set(DYNAMICS_METRICS) <= set(t)
     for name in ("aum", "forgetting", "el2n", "grand", "grand_last", "confidence"):
@@ -71,3 +71,10 @@ def test_proxy_dynamics_is_deterministic():
     b = proxy_dynamics(x, y, model="linear", epochs=2, seeds=1, batch_size=32, seed=4).table
     for name in a:
         np.testing.assert_array_equal(a[name].values, b[name].values)
+    assert "grand_last" in a and "grand" not in a  # the cheap variant is the default
+
+
+def test_bad_grand_choice():
+    x, y = _blobs(0)
+    with pytest.raises(InvalidInputError, match="grand must be one of"):
+        proxy_dynamics(x, y, model="linear", epochs=1, seeds=1, grand="yes")

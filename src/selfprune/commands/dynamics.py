@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="0-based epoch for EL2N (default: last)")
         ] = None,
         grand: Annotated[
-            bool, typer.Option(help="also compute GraNd (full and last layer)")
-        ] = True,
+            str, typer.Option(help="GraNd: none, last (last layer, cheap), full, both")
+        ] = "last",
         grand_epoch: Annotated[
             int, typer.Option(help="epochs trained before GraNd (0 = at init)")
         ] = 1,

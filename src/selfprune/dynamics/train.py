@@ -26,6 +26,7 @@ from selfprune.metrics.memorization import memorization, subset_masks
 from selfprune.scores import Scores, ScoreTable
 
 Progress = Callable[[str, int, int], None]
+GRAND_CHOICES = ("none", "last", "full", "both")
 
 
 @dataclass
@@ -91,6 +92,7 @@ def _run(
     grand_epoch,
     progress,
     label,
+    grand="none",
 ):
     from selfprune.evaluate.models import build_model
 
@@ -104,17 +106,21 @@ def _run(
         rec.update(ids_t[idx.numpy()], logits, labels)
 
     g_full = g_last = None
+
+    def gradients():
+        full = grand_values(net, xt, yt) if grand in ("full", "both") else None
+        last = grand_values(net, xt, yt, last_layer=True) if grand in ("last", "both") else None
+        return full, last
+
     for e in range(epochs):
         if grand_epoch == e:
-            g_full = grand_values(net, xt, yt)
-            g_last = grand_values(net, xt, yt, last_layer=True)
+            g_full, g_last = gradients()
         _epoch(torch, net, opt, xt, yt, batch_size, gen, on_batch)
         rec.end_epoch()
         if progress is not None:
             progress(label, e + 1, epochs)
     if grand_epoch == epochs:
-        g_full = grand_values(net, xt, yt)
-        g_last = grand_values(net, xt, yt, last_layer=True)
+        g_full, g_last = gradients()
     acc = float(np.mean(_predict(torch, net, xt) == y))
     return g_full, g_last, acc
 
@@ -131,7 +137,7 @@ def proxy_dynamics(
     lr: float = 1e-3,
     seed: SeedLike = 0,
     metrics=DYNAMICS_METRICS,
-    grand: bool = True,
+    grand: str = "last",
     grand_epoch: int = 1,
     el2n_epoch: int | None = None,
     aum_threshold_runs: bool = False,
@@ -141,9 +147,11 @@ def proxy_dynamics(
     """Train ``seeds`` proxy networks on (x, labels) and score every example.
 
     ``x``: (N, H, W[, C]) uint8 images or (N, D) features. Returns a :class:`DynamicsResult` whose
-    table holds the recorder metrics plus ``grand`` and ``grand_last`` (GraNd after
-    ``grand_epoch`` epochs, averaged over seeds) and, with ``aum_threshold_runs``, ``aum_flagged``
-    (fraction of threshold runs flagging the example as likely mislabelled; higher = harder).
+    table holds the recorder metrics plus GraNd after ``grand_epoch`` epochs, averaged over seeds:
+    ``grand="last"`` adds ``grand_last`` (cheap), ``"full"`` adds ``grand`` (every parameter,
+    vectorised but costlier than an epoch of training), ``"both"`` both, ``"none"`` neither;
+    with ``aum_threshold_runs`` it adds ``aum_flagged`` (fraction of threshold runs flagging
+    the example as likely mislabelled; higher = harder).
     Recordings go under ``path/seed-<k>`` when ``path`` is given (memory otherwise).
     """
     torch = require("torch", "torch")
@@ -154,6 +162,10 @@ def proxy_dynamics(
     grand_epoch = check_int(
         grand_epoch, caller="proxy_dynamics", name="grand_epoch", low=0, high=epochs
     )
+    if grand not in GRAND_CHOICES:
+        raise InvalidInputError(
+            f"proxy_dynamics: grand must be one of {GRAND_CHOICES}, got {grand!r}"
+        )
     if not lr > 0:
         raise InvalidInputError(f"proxy_dynamics: lr must be > 0, got {lr}")
     rng = as_rng(seed, caller="proxy_dynamics")
@@ -168,25 +180,22 @@ def proxy_dynamics(
         g_full, g_last, acc = _run(
             torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
-            grand_epoch=grand_epoch if grand else -1, progress=progress,
-            label=f"seed {k + 1}/{seeds}",
+            grand_epoch=grand_epoch, progress=progress, label=f"seed {k + 1}/{seeds}", grand=grand,
         )  # fmt: skip
         recs.append(rec)
         accs.append(acc)
-        if grand:
-            fulls.append(g_full)
-            lasts.append(g_last)
+        fulls.append(g_full)
+        lasts.append(g_last)
     table = dynamics_scores(recs, list(metrics), epoch=el2n_epoch)
     extra = []
-    if grand:
-        extra += [
-            Scores(ids, np.mean(fulls, axis=0), "grand",
-                   {"epoch": grand_epoch, "runs": seeds, "model": model,
-                    "direction": "higher = harder"}),
-            Scores(ids, np.mean(lasts, axis=0), "grand_last",
-                   {"epoch": grand_epoch, "runs": seeds, "model": model, "last_layer": True,
-                    "direction": "higher = harder"}),
-        ]  # fmt: skip
+    if grand in ("full", "both"):
+        extra.append(Scores(ids, np.mean(fulls, axis=0), "grand",
+                            {"epoch": grand_epoch, "runs": seeds, "model": model,
+                             "direction": "higher = harder"}))  # fmt: skip
+    if grand in ("last", "both"):
+        extra.append(Scores(ids, np.mean(lasts, axis=0), "grand_last",
+                            {"epoch": grand_epoch, "runs": seeds, "model": model,
+                             "last_layer": True, "direction": "higher = harder"}))  # fmt: skip
     thresholds = []
     if aum_threshold_runs:
         flags, eligible = np.zeros(len(y)), np.zeros(len(y))
