@@ -36,9 +36,15 @@ _COMMAND_MODULES: list[str] = [
 ]
 
 
+_registered: list[str] = []
+
+
 def _register_all() -> None:
+    """Add every command group to ``app`` once (idempotent: ``main`` may be called many times)."""
     for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+        if name not in _registered:
+            importlib.import_module(name).register(app)
+            _registered.append(name)
 
 
 def main(argv: list[str] | None = None) -> int:

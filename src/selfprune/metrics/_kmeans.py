@@ -7,9 +7,10 @@ import numpy as np
 from selfprune.errors import require
 
 
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """L2-normalise rows (float32 copy); an all-zero row stays zero."""
-    x = np.array(x, dtype=np.float32, copy=True, order="C")
+def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """L2-normalise rows (a float32 copy, or ``x`` itself when ``inplace``); zero rows stay zero."""
+    if not (inplace and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable):
+        x = np.array(x, dtype=np.float32, copy=True, order="C")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x

@@ -61,7 +61,7 @@ def prototypes(
 
     total = np.zeros(n, dtype=np.float64)
     for s in seed_list:
-        sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s))
+        sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s), inplace=True)
         cents = fit_centroids(sample, k=k, seed=s, niter=niter, max_points_per_centroid=max_points_per_centroid)
         total += map_chunks(x, lambda c, cents=cents: 1.0 - nearest_similarity(_checked_norm(c), cents)[0])
     values = np.clip(total / len(seed_list), 0.0, 2.0)

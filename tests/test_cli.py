@@ -1,0 +1,100 @@
+"""The core commands end to end on real (small) data, and their manners on bad input."""
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from selfprune.cli import main
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_embed_score_select_pipeline(tmp_path, capsys):
+    emb = tmp_path / "emb"
+    assert main(["embed", "--data", "digits", "--encoder", "pixels", "--set", "dim=16", "--out", str(emb)]) == 0
+    assert main(["score", "--embeddings", str(emb), "--k", "10", "--seeds", "0,1", "--out", str(tmp_path / "s.parquet")]) == 0
+    assert main(["score", "--embeddings", str(emb), "--metric", "class-prototypes", "--add-to",
+                 "--out", str(tmp_path / "s.parquet")]) == 0  # fmt: skip
+    from selfprune.io.tables import read_ids, read_scores
+
+    table = read_scores(tmp_path / "s.parquet")
+    assert list(table) == ["prototypes", "class-prototypes"]
+    assert table["prototypes"].meta["encoder"] == "pixels" and table["prototypes"].meta["seeds"] == [0, 1]
+    rc = main(["select", "--scores", str(tmp_path / "s.parquet"), "--column", "prototypes", "--keep", "0.5",
+               "--policy", "hard", "--balance-classes", "--out", str(tmp_path / "kept.parquet")])  # fmt: skip
+    assert rc == 0
+    kept = read_ids(tmp_path / "kept.parquet")
+    assert len(kept) == round(0.5 * 1438)
+    assert read_ids(tmp_path / "kept.txt").tolist() == kept.tolist()
+    out = capsys.readouterr().out
+    assert "class 9" in out and "kept 719 of 1438" in out
+
+
+def test_score_from_npy_file(tmp_path):
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    np.save(tmp_path / "e.npy", x)
+    assert main(["score", "--embeddings", str(tmp_path / "e.npy"), "--k", "3", "--out", str(tmp_path / "s.parquet")]) == 0
+
+
+@pytest.mark.parametrize(
+    "make, args, message",
+    [
+        (lambda p: np.save(p / "e.npy", np.array([[1.0, np.nan], [0.0, 1.0]])),
+         ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"], "NaN or Inf"),
+        (lambda p: np.save(p / "e.npy", np.ones((5, 2))),
+         ["score", "--embeddings", "{p}/e.npy", "--k", "9", "--out", "{p}/s.parquet"], "k=9 is larger"),
+        (lambda p: np.save(p / "e.npy", np.ones((0, 2))),
+         ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"], "empty"),
+        (lambda p: (p / "s.parquet").write_bytes(b"corrupt"),
+         ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--out", "{p}/k.parquet"], "not a readable Parquet"),
+        (None, ["select", "--scores", "{p}/s.parquet", "--keep", "2.5", "--out", "{p}/k.parquet"], "keep"),
+        (None, ["select", "--scores", "{p}/s.parquet", "--keep", "0", "--out", "{p}/k.parquet"], "keep"),
+        (None, ["select", "--scores", "{p}/s.parquet", "--keep", "999", "--out", "{p}/k.parquet"], "count must be in"),
+        (None, ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--balance-classes", "--out", "{p}/k.parquet"],
+         "needs labels"),
+        (None, ["embed", "--data", "nowhere", "--out", "{p}/emb"], "neither a built-in"),
+        (lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), y=[0, 1]),
+         ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"], "2 labels for 3 rows"),
+        (lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), ids=[1, 1, 2]),
+         ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"], "unique"),
+    ],
+)
+def test_bad_input_one_line_exit_2_inputs_untouched(tmp_path, capsys, make, args, message):
+    from selfprune import Scores
+    from selfprune.io.tables import write_scores
+
+    if make is None:
+        write_scores(tmp_path / "s.parquet", Scores(ids=np.arange(10), values=np.arange(10.0), name="m"))
+    else:
+        make(tmp_path)
+    before = {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    rc = main([a.format(p=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert {p.name: _digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "selfprune.cli", "select", "--scores", str(tmp_path / "x.parquet"),
+                           "--keep", "0.5", "--out", str(tmp_path / "k.parquet")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "score file not found" in proc.stderr
+
+
+def test_every_command_has_help(capsys):
+    from selfprune.cli import _register_all, app
+
+    _register_all()
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"embed", "score", "select", "demo"} <= set(names)
+    for name in names:
+        assert main([name, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
