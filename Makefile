@@ -10,7 +10,7 @@ setup: $(VENV)/.installed data
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[all,dev]'
+	$(PY) -m pip install -q -e '.[all,dev,lightning]'
 	$(PY) -m pip install -q --no-deps $(NODEPS)
 	touch $@
 
