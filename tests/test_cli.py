@@ -35,6 +35,31 @@ def test_embed_score_select_pipeline(tmp_path, capsys):
     assert "class 9" in out and "kept 719 of 1438" in out
 
 
+def test_select_auto_and_d2_policies(tmp_path, capsys):
+    emb, scores = tmp_path / "emb", tmp_path / "s.parquet"
+    assert main(["embed", "--data", "digits", "--set", "dim=16", "--out", str(emb)]) == 0
+    assert main(["score", "--embeddings", str(emb), "--k", "10", "--out", str(scores)]) == 0
+    capsys.readouterr()
+    rc = main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "auto", "--data", "digits",
+               "--out", str(tmp_path / "auto.parquet")])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "auto policy" in out and "validation accuracy" in out
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(tmp_path / "auto.parquet").metadata[b"selfprune"])
+    assert meta["summary"]["auto"]["policy"] in ("hard", "easy", "stratified", "random")
+    assert main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "d2", "--embeddings", str(emb),
+                 "--out", str(tmp_path / "d2.parquet")]) == 0  # fmt: skip
+    from selfprune.io.tables import read_ids
+
+    assert len(read_ids(tmp_path / "d2.parquet")) == round(0.3 * 1438)
+    assert main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "d2", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --embeddings" in capsys.readouterr().err
+
+
 def test_score_from_npy_file(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     np.save(tmp_path / "e.npy", x)

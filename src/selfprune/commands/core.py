@@ -127,12 +127,17 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="kept ids Parquet (a .txt twin is written beside it)")],
         keep: Annotated[str, typer.Option(help="fraction in (0, 1] or a count")],
         column: Annotated[str | None, typer.Option(help="score column (default: the only one)")] = None,
-        policy: Annotated[str, typer.Option(help="hard, easy, random or stratified")] = "hard",
+        policy: Annotated[str, typer.Option(help="hard, easy, random, stratified, auto (pilot runs; needs --data) or d2 (needs --embeddings)")] = "hard",
         balance_classes: Annotated[bool, typer.Option(help="each class keeps its share (needs labels)")] = False,
         cutoff: Annotated[float, typer.Option(help="first drop the hardest fraction (label noise)")] = 0.0,
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
         labels: Annotated[Path | None, typer.Option(help="labels .npy aligned with the score rows")] = None,
         seed: Annotated[int, typer.Option(help="seed for random and stratified")] = 0,
+        data: Annotated[str | None, typer.Option(help="labelled data for --policy auto pilots (built-in or path)")] = None,
+        pilot_trainer: Annotated[str, typer.Option(help="trainer for --policy auto pilots")] = "linear",
+        pilot_seeds: Annotated[int, typer.Option(help="seeds for --policy auto pilots")] = 2,
+        embeddings: Annotated[Path | None, typer.Option(help="embeddings for --policy d2")] = None,
+        neighbours: Annotated[int, typer.Option(help="kNN graph degree for --policy d2")] = 10,
     ) -> None:
         """Keep a fraction or count of examples by one score column; write the kept ids."""
         from selfprune.cli import out as stdout
@@ -148,9 +153,21 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError(f"select: no column {column!r} in {scores}; columns are {list(table)}")
         s = table[column]
         lab = np.load(labels, allow_pickle=False) if labels is not None else table.labels
-        sel = select(s, _parse_keep(keep), policy=policy, labels=lab, balance_classes=balance_classes,
-                     cutoff=cutoff, strata=strata, seed=seed)  # fmt: skip
+        keep_value = _parse_keep(keep)
+        decision = None
+        if policy == "auto":
+            decision = _decide_auto(s, keep_value, data, pilot_trainer, pilot_seeds, seed, cutoff,
+                                    balance_classes, strata)  # fmt: skip
+            stdout.print(f"auto policy, {decision.reason}")
+            policy = decision.policy
+        if policy == "d2":
+            sel = _select_d2(s, keep_value, embeddings, neighbours, seed)
+        else:
+            sel = select(s, keep_value, policy=policy, labels=lab, balance_classes=balance_classes,
+                         cutoff=cutoff, strata=strata, seed=seed)  # fmt: skip
         summary = summarize(s, sel, lab)
+        if decision is not None:
+            summary["auto"] = decision.to_dict()
         write_ids(out, sel.ids, meta={"summary": summary, "source": str(scores), "column": column})
         t = Table(title=f"kept {summary['kept']} of {summary['total']} by {column} ({policy})")
         t.add_column("")
@@ -163,6 +180,31 @@ def register(app: typer.Typer) -> None:
             t.add_row(f"class {c}", str(summary["total_per_class"][c]), str(n_kept))
         stdout.print(t)
         stdout.print(f"wrote {out} and {out.with_suffix('.txt')}")
+
+    def _decide_auto(s, keep_value, data, trainer, n_seeds, seed, cutoff, balance_classes, strata):
+        from selfprune.evaluate.auto import decide_policy
+        from selfprune.io.sources import load_source
+
+        if data is None:
+            raise InvalidInputError("select: --policy auto needs --data (labelled examples for the pilot runs)")
+        ds = load_source(data)
+        if ds.labels is None:
+            raise InvalidInputError(f"select: --policy auto needs labels; {data} has none")
+        items = ds.items if isinstance(ds.items, np.ndarray) else ds.take(np.arange(len(ds)))
+        return decide_policy(s, keep_value, x=items, y=ds.labels, x_ids=ds.ids, trainer=trainer,
+                             seeds=tuple(range(n_seeds)), seed=seed, cutoff=cutoff,
+                             balance_classes=balance_classes, strata=strata)  # fmt: skip
+
+    def _select_d2(s, keep_value, embeddings, neighbours, seed):
+        from selfprune.d2 import d2_select
+        from selfprune.io.store import load_embeddings
+        from selfprune.select import Selection
+
+        if embeddings is None:
+            raise InvalidInputError("select: --policy d2 needs --embeddings")
+        ids, x = load_embeddings(embeddings)
+        kept = d2_select(s, x, keep_value, k=neighbours, ids=ids, seed=seed)
+        return Selection(ids=kept, policy="d2", n_total=len(s), details={"keep": len(kept), "k": neighbours, "seed": seed})
 
     @app.command()
     def demo(
