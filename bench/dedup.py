@@ -73,6 +73,24 @@ def make_data(n: int, dim: int, centres: int, dup_frac: float, eps: float, seed:
     return x[perm], group[perm]
 
 
+def _quality(group: np.ndarray, removed: np.ndarray, dup_of: np.ndarray) -> dict:
+    """A planted group of m members should lose exactly m - 1 of them, each to its own group."""
+    in_group = group >= 0
+    removable = int(in_group.sum() - len(np.unique(group[in_group])))
+    rem_group = group[removed]
+    true_pos = int(((rem_group >= 0) & (group[dup_of] == rem_group)).sum())
+    kept = np.ones(len(group), dtype=bool)
+    kept[removed] = False
+    per_group = np.bincount(group[in_group & kept], minlength=group.max() + 1)
+    return {
+        "planted_removable": removable,
+        "removed": int(len(removed)),
+        "recall": true_pos / removable if removable else 1.0,
+        "precision": true_pos / len(removed) if len(removed) else 1.0,
+        "groups_with_exactly_one_kept": float(np.mean(per_group == 1)),
+    }
+
+
 # ------------------------------------------------------------------ measured paths (subprocess)
 
 
@@ -90,6 +108,7 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
     x = np.load(path)
     rss_loaded = _peak_rss()
     out: dict = {"path": what, "rss_after_load": rss_loaded}
+    c0 = time.process_time()  # CPU seconds of all threads: steadier than wall time on a busy box
     t0 = time.perf_counter()
     if what == "faiss":
         import faiss
@@ -103,7 +122,7 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
             index.search(x[a : a + 16384], 1)
         out["train_s"] = t1 - t0
         out["assign_s"] = time.perf_counter() - t1
-    elif what == "semdedup":
+    elif what in ("semdedup", "semdedup-within"):
         sys.path.insert(0, str(HERE.parent / "src"))
         from selfprune.metrics.semdedup import semdedup
 
@@ -112,13 +131,15 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
         def tick(done: int, total: int) -> None:
             first.setdefault("t", time.perf_counter())
 
-        r = semdedup(x, eps=eps, k=k, seed=seed, niter=niter, progress=tick)
+        cross = what == "semdedup"
+        r = semdedup(x, eps=eps, k=k, seed=seed, niter=niter, cross_check=cross, progress=tick)
         out["plan_s"] = first.get("t", time.perf_counter()) - t0
         out["greedy_s"] = time.perf_counter() - first.get("t", t0)
-        np.save(path + ".removed.npy", r.removed)
-        np.save(path + ".dupof.npy", r.duplicate_of)
+        np.save(f"{path}.{what}.removed.npy", r.removed)
+        np.save(f"{path}.{what}.dupof.npy", r.duplicate_of)
         out["largest_cluster"] = r.meta["largest_cluster"]
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
     out["peak_rss"] = _peak_rss()
     print(json.dumps(out))
 
@@ -146,7 +167,9 @@ def main() -> None:
     p.add_argument("--dup-frac", type=float, default=0.05, help="rows in planted groups (fraction)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
-    p.add_argument("--child", choices=["load", "faiss", "semdedup"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--child", choices=["load", "faiss", "semdedup", "semdedup-within"], help=argparse.SUPPRESS
+    )
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -161,23 +184,17 @@ def main() -> None:
         array_bytes = x.nbytes
         del x
         gen_s = time.perf_counter() - t0
-        runs = {what: _run(path, what, args) for what in ("load", "faiss", "semdedup")}
-        removed = np.load(str(path) + ".removed.npy")
-        dup_of = np.load(str(path) + ".dupof.npy")
+        paths = ("load", "faiss", "semdedup", "semdedup-within")
+        runs = {what: _run(path, what, args) for what in paths}
+        quality = {
+            w: _quality(
+                group, np.load(f"{path}.{w}.removed.npy"), np.load(f"{path}.{w}.dupof.npy")
+            )
+            for w in ("semdedup", "semdedup-within")
+        }
 
-    # quality: a planted group of size m should lose exactly m - 1 members, each to its own group
-    in_group = group >= 0
-    planted_removable = int(in_group.sum() - len(np.unique(group[in_group])))
-    rem_group = group[removed]
-    true_pos = int(((rem_group >= 0) & (group[dup_of] == rem_group)).sum())
-    recall = true_pos / planted_removable if planted_removable else 1.0
-    precision = true_pos / len(removed) if len(removed) else 1.0
-    kept_mask = np.ones(len(group), dtype=bool)
-    kept_mask[removed] = False
-    kept_per_group = np.bincount(group[in_group & kept_mask], minlength=group.max() + 1)
-    one_kept = float(np.mean(kept_per_group == 1))
-
-    f, s = runs["faiss"], runs["semdedup"]
+    f, s, sw = runs["faiss"], runs["semdedup"], runs["semdedup-within"]
+    q = quality["semdedup"]
     result = {
         "n": args.n, "dim": args.dim, "k": args.k, "eps": args.eps, "niter": args.niter,
         "dup_frac": args.dup_frac, "seed": args.seed, "cpu_count": os.cpu_count(),
@@ -188,11 +205,14 @@ def main() -> None:
         "semdedup_greedy_s": s["greedy_s"],
         "time_ratio_semdedup_over_faiss": s["seconds"] / f["seconds"],
         "added_over_clustering": s["seconds"] / f["seconds"] - 1.0,
+        "faiss_cpu_s": f["cpu_s"], "semdedup_cpu_s": s["cpu_s"],
+        "cpu_ratio_semdedup_over_faiss": s["cpu_s"] / f["cpu_s"],
+        "within_cluster_only_total_s": sw["seconds"], "within_cluster_only_cpu_s": sw["cpu_s"],
         "peak_rss_gb": {w: r["peak_rss"] / 1e9 for w, r in runs.items()},
         "peak_over_array": {w: r["peak_rss"] / array_bytes for w, r in runs.items()},
         "semdedup_extra_over_load_gb": (s["peak_rss"] - runs["load"]["peak_rss"]) / 1e9,
-        "planted_removable": planted_removable, "removed": int(len(removed)),
-        "recall": recall, "precision": precision, "groups_with_exactly_one_kept": one_kept,
+        **q,
+        "within_cluster_only": quality["semdedup-within"],
         "largest_cluster": s["largest_cluster"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -202,12 +222,14 @@ def main() -> None:
     from rich.table import Table
 
     t = Table(title=f"dedup bench: N={args.n:,} x {args.dim}, k={args.k}, eps={args.eps}")
-    for col in ("path", "seconds", "vs faiss", "peak RSS GB", "peak / array"):
+    cols = ("path", "wall s", "vs faiss", "CPU s", "vs faiss", "peak RSS GB", "peak / array")
+    for col in cols:
         t.add_column(col, justify="right")
-    for w in ("load", "faiss", "semdedup"):
+    for w in paths:
         r = runs[w]
         t.add_row(
             w, f"{r['seconds']:.1f}", "" if w == "load" else f"{r['seconds'] / f['seconds']:.2f}x",
+            f"{r['cpu_s']:.1f}", "" if w == "load" else f"{r['cpu_s'] / f['cpu_s']:.2f}x",
             f"{r['peak_rss'] / 1e9:.2f}", f"{r['peak_rss'] / array_bytes:.2f}",
         )
     c = Console()
@@ -217,10 +239,12 @@ def main() -> None:
         f"{s['plan_s']:.1f}s + greedy {s['greedy_s']:.1f}s "
         f"(largest cluster {s['largest_cluster']:,})"
     )
-    c.print(
-        f"planted: {planted_removable:,} removable, removed {len(removed):,}; recall {recall:.4f}, "
-        f"precision {precision:.4f}, groups with exactly one kept {one_kept:.4f}"
-    )
+    for w, qq in quality.items():
+        c.print(
+            f"{w}: planted {qq['planted_removable']:,} removable, removed {qq['removed']:,}; "
+            f"recall {qq['recall']:.4f}, precision {qq['precision']:.4f}, "
+            f"groups with exactly one kept {qq['groups_with_exactly_one_kept']:.4f}"
+        )
     c.print(f"wrote {args.out}")
 
 

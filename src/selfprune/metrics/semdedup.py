@@ -214,10 +214,8 @@ def _plan(
         raise InvalidInputError(f"{caller}: order must be one of {ORDERS}, got {order!r}")
     rng = as_rng(seed, caller=caller)
 
-    # rank of each row by id: every tie and every sample is decided on it, never on row position
+    # rows in id order: every tie and every sample is decided on it, never on row position
     by_id = np.argsort(ids, kind="stable")
-    id_rank = np.empty(n, dtype=np.int64)
-    id_rank[by_id] = np.arange(n)
 
     inv_norm = _inverse_norms(x, caller=caller)
     exact_of = _exact_groups(x, by_id)
