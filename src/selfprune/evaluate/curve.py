@@ -207,8 +207,11 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
     if isinstance(scores, Scores):
         items = [scores]
     elif isinstance(scores, ScoreTable | Mapping):
-        items = [scores[k] for k in (metrics if metrics is not None else list(scores))]
-        return _check_score_names(items)
+        names = list(metrics) if metrics is not None else list(scores)
+        unknown = [m for m in names if m not in scores]
+        if unknown:
+            raise InvalidInputError(f"scaling_curve: metrics {unknown} not among scores {sorted(scores)}")
+        return _check_score_names([scores[k] for k in names])
     elif isinstance(scores, Sequence) and all(isinstance(s, Scores) for s in scores):
         items = list(scores)
     else:
