@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import time
 from pathlib import Path
 
@@ -39,7 +38,9 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def embedding_scores(images: np.ndarray, ids: np.ndarray, encoder: str, k: int, out: Path) -> Scores:
+def embedding_scores(
+    images: np.ndarray, ids: np.ndarray, encoder: str, k: int, out: Path
+) -> Scores:
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
     from selfprune.io.sources import Dataset
@@ -47,38 +48,62 @@ def embedding_scores(images: np.ndarray, ids: np.ndarray, encoder: str, k: int, 
     ds = Dataset(name=f"fmnist-subset-{len(ids)}", ids=ids, items=images, modality="image")
     store = embed(ds, get_encoder(encoder), out / f"emb-{encoder}")
     s = prototypes(store, k=k, ids=store.ids, seeds=0, encoder=encoder)
-    return Scores(s.ids, s.values, f"prototypes-{'pixels' if encoder == 'pixels' else 'effnet'}", s.meta)
+    return Scores(
+        s.ids, s.values, f"prototypes-{'pixels' if encoder == 'pixels' else 'effnet'}", s.meta
+    )
 
 
 def dynamics_score_list(images, labels, ids, epochs: int, seeds: int) -> list[Scores]:
-    if importlib.util.find_spec("selfprune.dynamics") is None or importlib.util.find_spec("selfprune.dynamics.train") is None:
+    if (
+        importlib.util.find_spec("selfprune.dynamics") is None
+        or importlib.util.find_spec("selfprune.dynamics.train") is None
+    ):
         print("selfprune.dynamics not available: EL2N and forgetting skipped")
         return []
-    from selfprune.dynamics.train import proxy_dynamics
-
     import inspect
 
-    grand_off = "none" if isinstance(inspect.signature(proxy_dynamics).parameters["grand"].default, str) else False
-    res = proxy_dynamics(images, labels, ids=ids, model="small-cnn", epochs=epochs, seeds=seeds,
-                         metrics=("el2n", "forgetting"), grand=grand_off, seed=0)  # fmt: skip
+    from selfprune.dynamics.train import proxy_dynamics
+
+    grand_off = (
+        "none"
+        if isinstance(inspect.signature(proxy_dynamics).parameters["grand"].default, str)
+        else False
+    )
+    res = proxy_dynamics(
+        images,
+        labels,
+        ids=ids,
+        model="small-cnn",
+        epochs=epochs,
+        seeds=seeds,
+        metrics=("el2n", "forgetting"),
+        grand=grand_off,
+        seed=0,
+    )
     return [res.table[m] for m in ("el2n", "forgetting") if m in res.table]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subset", type=int, default=6000, help="training examples (stratified); 60000 = all")
+    ap.add_argument(
+        "--subset", type=int, default=6000, help="training examples (stratified); 60000 = all"
+    )
     ap.add_argument("--test-subset", type=int, default=5000, help="test examples; 10000 = all")
     ap.add_argument("--keep", default="0.1,0.3,0.5,1.0")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--steps", type=int, default=None, help="equal optimisation steps instead of epochs")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="equal optimisation steps instead of epochs"
+    )
     ap.add_argument("--trainer", default="small-cnn")
     ap.add_argument("--policies", default="hard,easy,auto")
     ap.add_argument("--encoders", default="pixels,efficientnet-lite0")
     ap.add_argument("--k", type=int, default=100, help="k-means centroids for prototypes")
     ap.add_argument("--dynamics-epochs", type=int, default=4)
     ap.add_argument("--dynamics-seeds", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per training run")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="BLAS and torch threads per training run"
+    )
     ap.add_argument("--out", default="runs/bench/fmnist_curve")
     args = ap.parse_args()
     # oversubscribed BLAS threads make a 0.3 s logistic regression take seconds on a busy machine
@@ -91,9 +116,17 @@ def main() -> None:
     out = Path(args.out)
     t0 = time.perf_counter()
     train, test = load_source("fashion-mnist"), load_source("fashion-mnist", split="test")
-    pos = np.arange(len(train)) if args.subset >= len(train) else stratified_subset(train.labels, args.subset, 0)
+    pos = (
+        np.arange(len(train))
+        if args.subset >= len(train)
+        else stratified_subset(train.labels, args.subset, 0)
+    )
     x, y, ids = train.items[pos], train.labels[pos], train.ids[pos]
-    tpos = np.arange(len(test)) if args.test_subset >= len(test) else stratified_subset(test.labels, args.test_subset, 1)
+    tpos = (
+        np.arange(len(test))
+        if args.test_subset >= len(test)
+        else stratified_subset(test.labels, args.test_subset, 1)
+    )
     xt, yt = test.items[tpos], test.labels[tpos]
 
     timings = {}
@@ -121,15 +154,30 @@ def main() -> None:
         if i % 10 == 0 or i == total:
             print(f"  {i}/{total} runs ({time.perf_counter() - t:.0f} s)", flush=True)
 
-    curve = scaling_curve(score_list, x_train=x, y_train=y, x_test=xt, y_test=yt, train_ids=ids,
-                          policies=args.policies.split(","), keep=keep, seeds=args.seeds,
-                          trainer=args.trainer, trainer_settings=settings, cache_dir=out / "cache",
-                          progress=progress)  # fmt: skip
+    curve = scaling_curve(
+        score_list,
+        x_train=x,
+        y_train=y,
+        x_test=xt,
+        y_test=yt,
+        train_ids=ids,
+        policies=args.policies.split(","),
+        keep=keep,
+        seeds=args.seeds,
+        trainer=args.trainer,
+        trainer_settings=settings,
+        cache_dir=out / "cache",
+        progress=progress,
+    )
     timings["curve"] = time.perf_counter() - t
     analysis = analyze_curve(curve, bootstrap=100)
     write_curve(out / "curve.parquet", curve)
-    plot_curve(curve, out / "curve.png", fits=analysis.fits,
-               title=f"Fashion-MNIST, {len(x)} train, {args.trainer}")  # fmt: skip
+    plot_curve(
+        curve,
+        out / "curve.png",
+        fits=analysis.fits,
+        title=f"Fashion-MNIST, {len(x)} train, {args.trainer}",
+    )
     write_json_atomic(out / "fit.json", analysis.to_dict())
 
     # table: mean ± std over seeds per (metric, policy, keep)
@@ -141,10 +189,21 @@ def main() -> None:
     for (m, p, k), rs in groups.items():
         a = np.array([r["test_accuracy"] for r in rs])
         chosen = ",".join(sorted({r["chosen_policy"] for r in rs}))
-        table.append({"metric": m, "policy": p, "keep": k, "n_train": rs[0]["n_train"],
-                      "acc_mean": float(a.mean()), "acc_std": float(a.std()), "acc": a.tolist(),
-                      "chosen": chosen})  # fmt: skip
-        print(f"{m:<18}{p:<8}{k:>6.2f}{rs[0]['n_train']:>7}{100 * a.mean():>9.2f}{100 * a.std():>7.2f}{chosen:>12}")
+        table.append(
+            {
+                "metric": m,
+                "policy": p,
+                "keep": k,
+                "n_train": rs[0]["n_train"],
+                "acc_mean": float(a.mean()),
+                "acc_std": float(a.std()),
+                "acc": a.tolist(),
+                "chosen": chosen,
+            }
+        )
+        print(
+            f"{m:<18}{p:<8}{k:>6.2f}{rs[0]['n_train']:>7}{100 * a.mean():>9.2f}{100 * a.std():>7.2f}{chosen:>12}"
+        )
     print()
     for s in analysis.statements.values():
         print(s)
@@ -153,13 +212,25 @@ def main() -> None:
     for g in goals:
         print(" ", g)
     timings["total"] = time.perf_counter() - t0
-    print(f"\ntimings (s): { {k: round(v, 1) for k, v in timings.items()} }; trained {curve.trained}, reused {curve.reused}")
-    write_json_atomic(Path("bench/results/fmnist_curve.json"), {
-        "setting": vars(args), "n_train_pool": len(x), "n_test": len(xt), "table": table,
-        "statements": analysis.statements, "fits": analysis.to_dict()["fits"], "goals": goals,
-        "decisions": curve.meta["decisions"], "timings_s": timings,
-        "trained": curve.trained, "reused": curve.reused,
-    })  # fmt: skip
+    print(
+        f"\ntimings (s): { {k: round(v, 1) for k, v in timings.items()} }; trained {curve.trained}, reused {curve.reused}"
+    )
+    write_json_atomic(
+        Path("bench/results/fmnist_curve.json"),
+        {
+            "setting": vars(args),
+            "n_train_pool": len(x),
+            "n_test": len(xt),
+            "table": table,
+            "statements": analysis.statements,
+            "fits": analysis.to_dict()["fits"],
+            "goals": goals,
+            "decisions": curve.meta["decisions"],
+            "timings_s": timings,
+            "trained": curve.trained,
+            "reused": curve.reused,
+        },
+    )
 
 
 def goal_check(table: list[dict], decisions: list[dict]) -> list[str]:
@@ -177,15 +248,19 @@ def goal_check(table: list[dict], decisions: list[dict]) -> list[str]:
             continue
         best = max(rows, key=lambda r: r["acc_mean"])
         beats = min(best["acc"]) > max(rand["acc"])
-        out.append(f"keep {k}: best {best['metric']}/{best['policy']} {100 * best['acc_mean']:.2f}% vs full "
-                   f"{100 * full_acc:.2f}% (gap {100 * (full_acc - best['acc_mean']):.2f} pts, goal <= 0.3) and "
-                   f"random {100 * rand['acc_mean']:.2f}% (diff {100 * (best['acc_mean'] - rand['acc_mean']):+.2f} pts, "
-                   f"beyond seed spread: {beats})")  # fmt: skip
+        out.append(
+            f"keep {k}: best {best['metric']}/{best['policy']} {100 * best['acc_mean']:.2f}% vs full "
+            f"{100 * full_acc:.2f}% (gap {100 * (full_acc - best['acc_mean']):.2f} pts, goal <= 0.3) and "
+            f"random {100 * rand['acc_mean']:.2f}% (diff {100 * (best['acc_mean'] - rand['acc_mean']):+.2f} pts, "
+            f"beyond seed spread: {beats})"
+        )
         for r in rows:
             if r["policy"] == "auto" and k == 0.1:
                 worse = max(r["acc"]) < min(rand["acc"])
-                out.append(f"keep 0.1 auto ({r['metric']}, chose {r['chosen']}): {100 * r['acc_mean']:.2f}% vs random "
-                           f"{100 * rand['acc_mean']:.2f}% -> {'WORSE than random beyond spread' if worse else 'not worse than random'}")  # fmt: skip
+                out.append(
+                    f"keep 0.1 auto ({r['metric']}, chose {r['chosen']}): {100 * r['acc_mean']:.2f}% vs random "
+                    f"{100 * rand['acc_mean']:.2f}% -> {'WORSE than random beyond spread' if worse else 'not worse than random'}"
+                )
     return out
 
 

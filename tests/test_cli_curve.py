@@ -32,8 +32,25 @@ def score_file(tmp_path_factory):
 
 def test_curve_end_to_end_and_cached_rerun(score_file, tmp_path, capsys):
     out = tmp_path / "curve"
-    args = ["curve", "--data", "digits", "--scores", str(score_file), "--policies", "hard,auto",
-            "--keep", "0.2,1.0", "--seeds", "2", "--trainer", "linear", "--out", str(out), "--bootstrap", "10"]
+    args = [
+        "curve",
+        "--data",
+        "digits",
+        "--scores",
+        str(score_file),
+        "--policies",
+        "hard,auto",
+        "--keep",
+        "0.2,1.0",
+        "--seeds",
+        "2",
+        "--trainer",
+        "linear",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "10",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     for f in ("curve.parquet", "curve.json", "curve.png", "fit.json"):
@@ -62,8 +79,20 @@ def test_curve_end_to_end_and_cached_rerun(score_file, tmp_path, capsys):
     ],
 )
 def test_bad_options_are_one_line_errors(score_file, tmp_path, capsys, extra, match):
-    args = ["curve", "--data", "digits", "--scores", str(score_file), "--out", str(tmp_path / "c"),
-            "--keep", "0.5", "--seeds", "1", *extra]
+    args = [
+        "curve",
+        "--data",
+        "digits",
+        "--scores",
+        str(score_file),
+        "--out",
+        str(tmp_path / "c"),
+        "--keep",
+        "0.5",
+        "--seeds",
+        "1",
+        *extra,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err

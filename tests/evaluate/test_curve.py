@@ -7,7 +7,13 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from selfprune.errors import InvalidInputError
-from selfprune.evaluate.curve import COLUMNS, read_curve, scaling_curve, trainer_identity, write_curve
+from selfprune.evaluate.curve import (
+    COLUMNS,
+    read_curve,
+    scaling_curve,
+    trainer_identity,
+    write_curve,
+)
 from selfprune.evaluate.trainers import TrainResult
 from selfprune.scores import Scores, ScoreTable
 
@@ -63,8 +69,18 @@ def _run(data, trainer, seeds=2, cache=None, **kw):
     tr, te, table = data
     kw.setdefault("policies", ("hard", "easy"))
     kw.setdefault("keep", (0.1, 0.5, 1.0))
-    return scaling_curve(table, x_train=tr.items, y_train=tr.labels, x_test=te.items, y_test=te.labels,
-                         train_ids=tr.ids, seeds=seeds, trainer=trainer, cache_dir=cache, **kw)  # fmt: skip
+    return scaling_curve(
+        table,
+        x_train=tr.items,
+        y_train=tr.labels,
+        x_test=te.items,
+        y_test=te.labels,
+        train_ids=tr.ids,
+        seeds=seeds,
+        trainer=trainer,
+        cache_dir=cache,
+        **kw,
+    )
 
 
 def test_rows_and_random_baseline(data):
@@ -128,10 +144,16 @@ def test_trainer_identity_separates_cache(data, tmp_path):
     a = Counting()
     _run(data, a, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"])
     b = Counting()
-    _run(data, b, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"], trainer_key="v2")
+    _run(
+        data, b, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"], trainer_key="v2"
+    )
     assert a.calls == b.calls > 0
-    assert trainer_identity("small-cnn", {"epochs": 3}) != trainer_identity("small-cnn", {"epochs": 4})
-    assert trainer_identity("small-cnn", {"epochs": 3}) == trainer_identity("small-cnn", {"epochs": 3})
+    assert trainer_identity("small-cnn", {"epochs": 3}) != trainer_identity(
+        "small-cnn", {"epochs": 4}
+    )
+    assert trainer_identity("small-cnn", {"epochs": 3}) == trainer_identity(
+        "small-cnn", {"epochs": 3}
+    )
 
 
 def test_planted_score_ordering_shows_in_the_curve(data):
@@ -143,16 +165,34 @@ def test_planted_score_ordering_shows_in_the_curve(data):
 
 def test_auto_policy_rows_and_cached_decision(data, tmp_path):
     pilot = Counting()
-    c = _run(data, centroid_trainer, seeds=2, keep=(0.1,), policies=("auto",), metrics=["dist"],
-             pilot_trainer=pilot, pilot_seeds=(0, 1), cache=tmp_path)  # fmt: skip
+    c = _run(
+        data,
+        centroid_trainer,
+        seeds=2,
+        keep=(0.1,),
+        policies=("auto",),
+        metrics=["dist"],
+        pilot_trainer=pilot,
+        pilot_seeds=(0, 1),
+        cache=tmp_path,
+    )
     auto = [r for r in c.rows if r["policy"] == "auto"]
     dec = c.meta["decisions"]
     assert len(dec) == 1 and dec[0]["metric"] == "dist"
     assert {r["chosen_policy"] for r in auto} == {dec[0]["policy"]}
     assert pilot.calls == 2 * 4  # (easy, hard, stratified, random) x 2 pilot seeds, decided once
     pilot2 = Counting()
-    c2 = _run(data, centroid_trainer, seeds=2, keep=(0.1,), policies=("auto",), metrics=["dist"],
-              pilot_trainer=pilot2, pilot_seeds=(0, 1), cache=tmp_path)  # fmt: skip
+    c2 = _run(
+        data,
+        centroid_trainer,
+        seeds=2,
+        keep=(0.1,),
+        policies=("auto",),
+        metrics=["dist"],
+        pilot_trainer=pilot2,
+        pilot_seeds=(0, 1),
+        cache=tmp_path,
+    )
     assert pilot2.calls == 0 and c2.rows == c.rows
 
 
@@ -166,8 +206,16 @@ def test_write_read_roundtrip(data, tmp_path):
 
 def test_random_only_without_scores(data):
     tr, te, _ = data
-    c = scaling_curve(None, x_train=tr.items, y_train=tr.labels, x_test=te.items, y_test=te.labels,
-                      keep=(0.3, 1.0), seeds=1, trainer=centroid_trainer)  # fmt: skip
+    c = scaling_curve(
+        None,
+        x_train=tr.items,
+        y_train=tr.labels,
+        x_test=te.items,
+        y_test=te.labels,
+        keep=(0.3, 1.0),
+        seeds=1,
+        trainer=centroid_trainer,
+    )
     assert {r["metric"] for r in c.rows} == {"random"} and len(c) == 2
 
 
@@ -192,9 +240,27 @@ def test_scores_must_be_in_training_data_and_not_named_random(data):
     tr, te, _ = data
     stray = Scores(np.arange(10_000, 10_010), np.arange(10.0), "stray")
     with pytest.raises(InvalidInputError, match="not in the training data"):
-        scaling_curve(stray, x_train=tr.items, y_train=tr.labels, x_test=te.items, y_test=te.labels,
-                      train_ids=tr.ids, seeds=1, keep=(0.5,), trainer=centroid_trainer)  # fmt: skip
+        scaling_curve(
+            stray,
+            x_train=tr.items,
+            y_train=tr.labels,
+            x_test=te.items,
+            y_test=te.labels,
+            train_ids=tr.ids,
+            seeds=1,
+            keep=(0.5,),
+            trainer=centroid_trainer,
+        )
     named = Scores(tr.ids, np.zeros(len(tr)), "random")
     with pytest.raises(InvalidInputError, match="built-in baseline"):
-        scaling_curve(named, x_train=tr.items, y_train=tr.labels, x_test=te.items, y_test=te.labels,
-                      train_ids=tr.ids, seeds=1, keep=(0.5,), trainer=centroid_trainer)  # fmt: skip
+        scaling_curve(
+            named,
+            x_train=tr.items,
+            y_train=tr.labels,
+            x_test=te.items,
+            y_test=te.labels,
+            train_ids=tr.ids,
+            seeds=1,
+            keep=(0.5,),
+            trainer=centroid_trainer,
+        )

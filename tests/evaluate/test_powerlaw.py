@@ -77,15 +77,25 @@ def _rows(metric_acc: dict[float, list[float]], random_acc: dict[float, list[flo
     for name, pol, table in (("random", "random", random_acc), ("m", "hard", metric_acc)):
         for keep, accs in table.items():
             for s, a in enumerate(accs):
-                rows.append({"metric": name, "policy": pol, "keep": keep, "seed": s,
-                             "n_train": int(keep * n_total), "test_accuracy": a})  # fmt: skip
+                rows.append(
+                    {
+                        "metric": name,
+                        "policy": pol,
+                        "keep": keep,
+                        "seed": s,
+                        "n_train": int(keep * n_total),
+                        "test_accuracy": a,
+                    }
+                )
     return rows
 
 
 def test_no_claim_where_spreads_overlap():
     # higher mean at every size, but the seed ranges overlap: no claim of beating random
-    rows = _rows({0.1: [0.80, 0.86, 0.84], 0.3: [0.88, 0.90, 0.91], 1.0: [0.95, 0.95, 0.95]},
-                 {0.1: [0.79, 0.81, 0.82], 0.3: [0.87, 0.895, 0.89], 1.0: [0.95, 0.95, 0.95]})  # fmt: skip
+    rows = _rows(
+        {0.1: [0.80, 0.86, 0.84], 0.3: [0.88, 0.90, 0.91], 1.0: [0.95, 0.95, 0.95]},
+        {0.1: [0.79, 0.81, 0.82], 0.3: [0.87, 0.895, 0.89], 1.0: [0.95, 0.95, 0.95]},
+    )
     cs = compare_to_random(rows, "m", "hard")
     assert [c.verdict for c in cs] == ["overlap", "overlap", "overlap"]
     assert all(c.diff >= 0 for c in cs)
@@ -94,10 +104,14 @@ def test_no_claim_where_spreads_overlap():
 
 
 def test_claim_only_where_separated():
-    rows = _rows({0.1: [0.70, 0.71, 0.72], 0.3: [0.90, 0.91, 0.92], 1.0: [0.95, 0.95, 0.95]},
-                 {0.1: [0.75, 0.76, 0.77], 0.3: [0.85, 0.86, 0.87], 1.0: [0.95, 0.95, 0.95]})  # fmt: skip
+    rows = _rows(
+        {0.1: [0.70, 0.71, 0.72], 0.3: [0.90, 0.91, 0.92], 1.0: [0.95, 0.95, 0.95]},
+        {0.1: [0.75, 0.76, 0.77], 0.3: [0.85, 0.86, 0.87], 1.0: [0.95, 0.95, 0.95]},
+    )
     cs = {c.keep: c for c in compare_to_random(rows, "m", "hard")}
-    assert cs[0.1].verdict == "below" and cs[0.3].verdict == "above" and cs[1.0].verdict == "overlap"
+    assert (
+        cs[0.1].verdict == "below" and cs[0.3].verdict == "above" and cs[1.0].verdict == "overlap"
+    )
     assert cs[0.3].diff == pytest.approx(0.05)
     st = analyze_curve(rows, bootstrap=0).statements["m/hard"]
     assert "beats random beyond the seed spread) at n=300 (+5.0 pts)" in st
@@ -112,7 +126,11 @@ def test_one_seed_makes_no_claim():
 
 
 def test_analysis_without_random_and_to_dict():
-    rows = [r for r in _rows({0.1: [0.8, 0.81], 0.3: [0.9, 0.9], 1.0: [0.95, 0.95]}, {}) if r["metric"] == "m"]
+    rows = [
+        r
+        for r in _rows({0.1: [0.8, 0.81], 0.3: [0.9, 0.9], 1.0: [0.95, 0.95]}, {})
+        if r["metric"] == "m"
+    ]
     a = analyze_curve(rows, bootstrap=0)
     assert "no random baseline" in a.statements["m/hard"]
     d = a.to_dict()

@@ -27,17 +27,27 @@ def _parse_keeps(text: str) -> list[float | int]:
         try:
             v = float(t)
         except ValueError:
-            raise InvalidInputError(f"curve: --keep takes fractions in (0, 1] or counts, got {t!r}") from None
+            raise InvalidInputError(
+                f"curve: --keep takes fractions in (0, 1] or counts, got {t!r}"
+            ) from None
         out.append(int(v) if v > 1 and v.is_integer() else v)
     return out
 
 
 def _arrays(dataset, caller: str):
     if dataset.modality == "text":
-        raise InvalidInputError(f"{caller}: {dataset.name} is text; embed it first and pass the embeddings (.npz/.parquet)")
+        raise InvalidInputError(
+            f"{caller}: {dataset.name} is text; embed it first and pass the embeddings (.npz/.parquet)"
+        )
     if dataset.labels is None:
-        raise InvalidInputError(f"{caller}: {dataset.name} has no labels; a curve needs labelled data")
-    x = dataset.items if isinstance(dataset.items, np.ndarray) and dataset.reader is None else dataset.take(np.arange(len(dataset)))
+        raise InvalidInputError(
+            f"{caller}: {dataset.name} has no labels; a curve needs labelled data"
+        )
+    x = (
+        dataset.items
+        if isinstance(dataset.items, np.ndarray) and dataset.reader is None
+        else dataset.take(np.arange(len(dataset)))
+    )
     return np.asarray(x), dataset.labels, dataset.ids
 
 
@@ -47,33 +57,71 @@ def _trainer_settings(trainer: str, epochs: int | None, steps: int | None) -> di
             return {"steps": steps}
         return {"epochs": epochs if epochs is not None else 10}
     if steps is not None:
-        raise InvalidInputError(f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
+        raise InvalidInputError(
+            f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}"
+        )
     return {}
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def curve(
-        data: Annotated[str, typer.Option(help="built-in (fashion-mnist, digits) or a labelled .npz/.parquet/folder")],
-        out: Annotated[Path, typer.Option(help="folder for curve.parquet, curve.json, curve.png, fit.json, cache/")],
-        scores: Annotated[Path | None, typer.Option(help="score Parquet; without it only random is run")] = None,
-        test_data: Annotated[str | None, typer.Option(help="held-out labelled set (built-ins use their test split)")] = None,
-        metrics: Annotated[str | None, typer.Option(help="comma-separated score columns (default: all)")] = None,
-        policies: Annotated[str, typer.Option(help="comma-separated: hard, easy, stratified, auto")] = "hard,easy",
-        keep: Annotated[str, typer.Option(help="comma-separated fractions (or counts) to keep")] = "0.1,0.2,0.3,0.5,0.7,1.0",
+        data: Annotated[
+            str,
+            typer.Option(
+                help="built-in (fashion-mnist, digits) or a labelled .npz/.parquet/folder"
+            ),
+        ],
+        out: Annotated[
+            Path,
+            typer.Option(help="folder for curve.parquet, curve.json, curve.png, fit.json, cache/"),
+        ],
+        scores: Annotated[
+            Path | None, typer.Option(help="score Parquet; without it only random is run")
+        ] = None,
+        test_data: Annotated[
+            str | None, typer.Option(help="held-out labelled set (built-ins use their test split)")
+        ] = None,
+        metrics: Annotated[
+            str | None, typer.Option(help="comma-separated score columns (default: all)")
+        ] = None,
+        policies: Annotated[
+            str, typer.Option(help="comma-separated: hard, easy, stratified, auto")
+        ] = "hard,easy",
+        keep: Annotated[
+            str, typer.Option(help="comma-separated fractions (or counts) to keep")
+        ] = "0.1,0.2,0.3,0.5,0.7,1.0",
         seeds: Annotated[int, typer.Option(help="seeds per point (0..seeds-1)")] = 3,
         trainer: Annotated[str, typer.Option(help="linear, mlp or small-cnn")] = "linear",
-        epochs: Annotated[int | None, typer.Option(help="epochs per run (mlp, small-cnn; default 10)")] = None,
-        steps: Annotated[int | None, typer.Option(help="equal optimisation steps per run instead of epochs")] = None,
-        cutoff: Annotated[float, typer.Option(help="drop the hardest fraction first (label noise)")] = 0.0,
-        balance_classes: Annotated[bool, typer.Option(help="give every class its share of the budget")] = False,
+        epochs: Annotated[
+            int | None, typer.Option(help="epochs per run (mlp, small-cnn; default 10)")
+        ] = None,
+        steps: Annotated[
+            int | None, typer.Option(help="equal optimisation steps per run instead of epochs")
+        ] = None,
+        cutoff: Annotated[
+            float, typer.Option(help="drop the hardest fraction first (label noise)")
+        ] = 0.0,
+        balance_classes: Annotated[
+            bool, typer.Option(help="give every class its share of the budget")
+        ] = False,
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
-        pilot_trainer: Annotated[str, typer.Option(help="cheap trainer for the auto policy's pilots")] = "linear",
+        pilot_trainer: Annotated[
+            str, typer.Option(help="cheap trainer for the auto policy's pilots")
+        ] = "linear",
         pilot_seeds: Annotated[int, typer.Option(help="pilot seeds for the auto policy")] = 2,
-        bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")] = 200,
+        bootstrap: Annotated[
+            int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")
+        ] = 200,
     ) -> None:
         """Train a fixed recipe on pruned subsets and on random subsets of equal size; fit power laws."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         from selfprune.cli import console
         from selfprune.cli import out as stdout
@@ -87,7 +135,9 @@ def register(app: typer.Typer) -> None:
         train = load_source(data)
         if test_data is None:
             if data not in BUILTINS:
-                raise InvalidInputError("curve: --test-data is required unless --data is a built-in (it brings a test split)")
+                raise InvalidInputError(
+                    "curve: --test-data is required unless --data is a built-in (it brings a test split)"
+                )
             test = load_source(data, split="test")
         else:
             test = load_source(test_data)
@@ -99,28 +149,66 @@ def register(app: typer.Typer) -> None:
         if pilot_seeds < 1:
             raise InvalidInputError(f"curve: --pilot-seeds must be >= 1, got {pilot_seeds}")
         pols = _split_list(policies, "--policies")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console) as bar:  # fmt: skip
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task(f"curve on {train.name} ({trainer})", total=None)
 
             def progress(done: int, total: int, row: dict) -> None:
-                bar.update(task, completed=done, total=total,
-                           description=f"{row['metric']}/{row['policy']} keep {row['keep']:g} seed {row['seed']}")  # fmt: skip
+                bar.update(
+                    task,
+                    completed=done,
+                    total=total,
+                    description=f"{row['metric']}/{row['policy']} keep {row['keep']:g} seed {row['seed']}",
+                )
 
-            result = scaling_curve(table, x_train=x, y_train=y, x_test=xt, y_test=yt, train_ids=ids,
-                                   metrics=metric_list, policies=pols, keep=_parse_keeps(keep), seeds=seeds,
-                                   trainer=trainer, trainer_settings=settings, cutoff=cutoff,
-                                   balance_classes=balance_classes, strata=strata, pilot_trainer=pilot_trainer,
-                                   pilot_seeds=tuple(range(pilot_seeds)), cache_dir=out / "cache",
-                                   progress=progress)  # fmt: skip
+            result = scaling_curve(
+                table,
+                x_train=x,
+                y_train=y,
+                x_test=xt,
+                y_test=yt,
+                train_ids=ids,
+                metrics=metric_list,
+                policies=pols,
+                keep=_parse_keeps(keep),
+                seeds=seeds,
+                trainer=trainer,
+                trainer_settings=settings,
+                cutoff=cutoff,
+                balance_classes=balance_classes,
+                strata=strata,
+                pilot_trainer=pilot_trainer,
+                pilot_seeds=tuple(range(pilot_seeds)),
+                cache_dir=out / "cache",
+                progress=progress,
+            )
         analysis = analyze_curve(result, bootstrap=bootstrap)
         write_curve(out / "curve.parquet", result)
-        write_json_atomic(out / "curve.json", {**result.to_dict(), "data": data, "test_data": test_data or f"{data} (test split)",
-                                                "scores": None if scores is None else str(scores)})  # fmt: skip
+        write_json_atomic(
+            out / "curve.json",
+            {
+                **result.to_dict(),
+                "data": data,
+                "test_data": test_data or f"{data} (test split)",
+                "scores": None if scores is None else str(scores),
+            },
+        )
         write_json_atomic(out / "fit.json", analysis.to_dict())
-        plot_curve(result, out / "curve.png", fits=analysis.fits, title=f"{train.name}: test error vs kept examples")
+        plot_curve(
+            result,
+            out / "curve.png",
+            fits=analysis.fits,
+            title=f"{train.name}: test error vs kept examples",
+        )
 
-        t = Table(title=f"{train.name}: test accuracy (%) over {seeds} seed(s), {trainer} {settings or ''}".strip())
+        t = Table(
+            title=f"{train.name}: test accuracy (%) over {seeds} seed(s), {trainer} {settings or ''}".strip()
+        )
         for col in ("metric", "policy", "keep", "n", "mean", "± std", "min–max", "vs random"):
             t.add_column(col, justify="left" if col in ("metric", "policy") else "right")
         verdicts = {(name, c.keep): c for name, cs in analysis.comparisons.items() for c in cs}
@@ -133,12 +221,26 @@ def register(app: typer.Typer) -> None:
             pol = p if p != "auto" else f"auto→{','.join(chosen)}"
             c = verdicts.get((f"{m}/{p}", k))
             vs = "" if c is None else f"{100 * c.diff:+.2f} ({c.verdict})"
-            t.add_row(m, pol, f"{k:g}", str(rs[0]["n_train"]), f"{a.mean():.2f}", f"{a.std():.2f}",
-                      f"{a.min():.2f}–{a.max():.2f}", vs)  # fmt: skip
+            t.add_row(
+                m,
+                pol,
+                f"{k:g}",
+                str(rs[0]["n_train"]),
+                f"{a.mean():.2f}",
+                f"{a.std():.2f}",
+                f"{a.min():.2f}–{a.max():.2f}",
+                vs,
+            )
         stdout.print(t)
         for s in analysis.statements.values():
             stdout.print(s, highlight=False, soft_wrap=True)
         for d in result.meta["decisions"]:
-            stdout.print(f"auto for {d['metric']} at keep {d['keep']:g}: {d['reason']}", highlight=False, soft_wrap=True)
-        stdout.print(f"trained {result.trained} run(s), reused {result.reused} from the cache; wrote "
-                     f"{out / 'curve.parquet'}, curve.json, curve.png, fit.json")  # fmt: skip
+            stdout.print(
+                f"auto for {d['metric']} at keep {d['keep']:g}: {d['reason']}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        stdout.print(
+            f"trained {result.trained} run(s), reused {result.reused} from the cache; wrote "
+            f"{out / 'curve.parquet'}, curve.json, curve.png, fit.json"
+        )

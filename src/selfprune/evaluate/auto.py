@@ -44,14 +44,18 @@ class PolicyDecision:
         return {"policy": self.policy, "reason": self.reason, "pilot": self.pilot}
 
 
-def positions_of(ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data") -> np.ndarray:
+def positions_of(
+    ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data"
+) -> np.ndarray:
     """Positions in ``ids`` of each of ``wanted`` (all must be present)."""
     ids = np.asarray(ids)
     wanted = np.asarray(wanted)
     order = np.argsort(ids, kind="stable")
     sorted_ids = ids[order]
-    if len(wanted) and sorted_ids.dtype.kind != wanted.dtype.kind and not (
-        sorted_ids.dtype.kind in "iu" and wanted.dtype.kind in "iu"
+    if (
+        len(wanted)
+        and sorted_ids.dtype.kind != wanted.dtype.kind
+        and not (sorted_ids.dtype.kind in "iu" and wanted.dtype.kind in "iu")
     ):
         raise InvalidInputError(
             f"{caller}: score ids ({wanted.dtype}) and {what} ids ({ids.dtype}) are of different kinds"
@@ -73,15 +77,24 @@ def _resolve_trainer(trainer, settings: dict[str, Any] | None, *, caller: str) -
         return get_trainer(trainer, **dict(settings or {}))
     if callable(trainer):
         if settings:
-            raise InvalidInputError(f"{caller}: trainer settings apply to named trainers only, not to a function")
+            raise InvalidInputError(
+                f"{caller}: trainer settings apply to named trainers only, not to a function"
+            )
         return trainer
-    raise InvalidInputError(f"{caller}: trainer must be a name or a callable, got {type(trainer).__name__}")
+    raise InvalidInputError(
+        f"{caller}: trainer must be a name or a callable, got {type(trainer).__name__}"
+    )
 
 
 def _stats(acc: list[float]) -> dict[str, Any]:
     a = np.asarray(acc, dtype=np.float64)
-    return {"accuracy": [float(v) for v in a], "mean": float(a.mean()), "std": float(a.std()),
-            "min": float(a.min()), "max": float(a.max())}  # fmt: skip
+    return {
+        "accuracy": [float(v) for v in a],
+        "mean": float(a.mean()),
+        "std": float(a.std()),
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 def decide_policy(
@@ -125,23 +138,35 @@ def decide_policy(
     bad = [c for c in cands if c not in POLICIES or c == "random"]
     if not cands or bad:
         allowed = tuple(p for p in POLICIES if p != "random")
-        raise InvalidInputError(f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}")
+        raise InvalidInputError(
+            f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}"
+        )
     seeds = tuple(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
-        raise InvalidInputError(f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    if not seeds or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds
+    ):
+        raise InvalidInputError(
+            f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}"
+        )
     if not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
         raise InvalidInputError(f"{caller}: val_fraction must be in (0, 1), got {val_fraction!r}")
     x_arr = np.asarray(x)
     if x_ids is None:
         if len(x_arr) != n:
-            raise InvalidInputError(f"{caller}: x has {len(x_arr)} rows for {n} scores; pass x_ids to align them")
+            raise InvalidInputError(
+                f"{caller}: x has {len(x_arr)} rows for {n} scores; pass x_ids to align them"
+            )
         pos = np.arange(n)
     else:
         xid = check_ids(x_ids, len(x_arr), caller=caller)
         pos = positions_of(xid, scores.ids, caller=caller, what="x")
     y_arr = check_labels(y, len(x_arr), caller=caller)
     run = _resolve_trainer(trainer, trainer_settings, caller=caller)
-    trainer_name = trainer if isinstance(trainer, str) else getattr(trainer, "__name__", type(trainer).__name__)
+    trainer_name = (
+        trainer
+        if isinstance(trainer, str)
+        else getattr(trainer, "__name__", type(trainer).__name__)
+    )
 
     if m_full == n:
         return PolicyDecision(
@@ -155,7 +180,9 @@ def decide_policy(
             raise InvalidInputError(f"{caller}: y_val given without x_val")
         n_val = max(1, int(round(float(val_fraction) * n)))
         if n - n_val < 2:
-            raise InvalidInputError(f"{caller}: {n} examples are too few to hold out a validation split")
+            raise InvalidInputError(
+                f"{caller}: {n} examples are too few to hold out a validation split"
+            )
     else:
         if y_val is None:
             raise InvalidInputError(f"{caller}: x_val given without y_val")
@@ -177,20 +204,39 @@ def decide_policy(
             xv, yv = x_arr[pos[val_at]], y_arr[pos[val_at]]
         else:
             pool_at, xv, yv = np.arange(n), xv_fixed, yv_fixed
-        sub = Scores(scores.ids[pool_at], scores.values[pool_at], scores.name, {"pilot_of": scores.name})
+        sub = Scores(
+            scores.ids[pool_at], scores.values[pool_at], scores.name, {"pilot_of": scores.name}
+        )
         sub_pos = pos[pool_at]  # row of x for each pilot-pool example
         labels = y_arr[sub_pos] if balance_classes else None
         for policy in accs:
-            sel = select(sub, m, policy=policy, labels=labels, balance_classes=balance_classes,
-                         cutoff=cutoff, strata=strata, seed=int(s))  # fmt: skip
+            sel = select(
+                sub,
+                m,
+                policy=policy,
+                labels=labels,
+                balance_classes=balance_classes,
+                cutoff=cutoff,
+                strata=strata,
+                seed=int(s),
+            )
             rows = sub_pos[positions_of(sub.ids, sel.ids, caller=caller)]
-            accs[policy].append(float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy))
+            accs[policy].append(
+                float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy)
+            )
     arms = {p: _stats(a) for p, a in accs.items()}
 
     best = max(cands, key=lambda p: (arms[p]["mean"], -cands.index(p)))
     rand = arms["random"]
-    pilot = {"keep": m, "fraction": frac, "n_pool": n_pool, "n_val": n_val, "trainer": trainer_name,
-             "seeds": [int(s) for s in seeds], "arms": arms}  # fmt: skip
+    pilot = {
+        "keep": m,
+        "fraction": frac,
+        "n_pool": n_pool,
+        "n_val": n_val,
+        "trainer": trainer_name,
+        "seeds": [int(s) for s in seeds],
+        "arms": arms,
+    }
     reason = _reason(best, arms, cands, m, n_pool, len(seeds), n_val, trainer_name)
     if len(seeds) > 1 and rand["min"] > arms[best]["max"]:
         return PolicyDecision(
@@ -207,7 +253,9 @@ def _pct(arm: dict[str, Any]) -> str:
     return f"{100 * arm['mean']:.1f}% ± {100 * arm['std']:.1f}"
 
 
-def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str) -> str:
+def _reason(
+    best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str
+) -> str:
     others = ", ".join(f"{p} {_pct(arms[p])}" for p in (*cands, "random") if p != best)
     runner_up = max((p for p in cands if p != best), key=lambda p: arms[p]["mean"], default=None)
     if k < 2:
@@ -228,12 +276,12 @@ def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_
             strength += "; against random the seed spreads overlap (no claim of beating random)"
     regime = {
         "easy": "the kept set is small for this problem (scarce regime), where Sorscher et al. "
-                "predict that easy, prototypical examples teach more",
+        "predict that easy, prototypical examples teach more",
         "hard": "the kept set is large enough for this problem (abundant regime), where Sorscher et al. "
-                "predict that hard examples carry the information",
+        "predict that hard examples carry the information",
         "stratified": "covering the whole difficulty range beats either extreme at this budget "
-                      "(coverage-centric sampling, as for high pruning rates)",
-    }[best]  # fmt: skip
+        "(coverage-centric sampling, as for high pruning rates)",
+    }[best]
     return (
         f"{best}: pilots keeping {m} of {n_pool} examples reached {_pct(arms[best])} validation accuracy "
         f"with {best} vs {others} ({k} seed(s), {trainer}, {n_val} validation examples); {strength}; "

@@ -30,8 +30,18 @@ from selfprune.scores import Scores, ScoreTable
 
 CURVE_POLICIES = ("hard", "easy", "stratified", "auto")
 DEFAULT_KEEP = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-COLUMNS = ("metric", "policy", "chosen_policy", "keep", "seed", "n_train", "test_accuracy",
-           "test_error", "epochs", "steps")  # fmt: skip
+COLUMNS = (
+    "metric",
+    "policy",
+    "chosen_policy",
+    "keep",
+    "seed",
+    "n_train",
+    "test_accuracy",
+    "test_error",
+    "epochs",
+    "steps",
+)
 _CACHE_VERSION = 1
 
 
@@ -60,10 +70,18 @@ class Curve:
     def to_arrow(self):
         import pyarrow as pa
 
-        types = {"metric": pa.string(), "policy": pa.string(), "chosen_policy": pa.string(),
-                 "keep": pa.float64(), "seed": pa.int64(), "n_train": pa.int64(),
-                 "test_accuracy": pa.float64(), "test_error": pa.float64(), "epochs": pa.float64(),
-                 "steps": pa.int64()}  # fmt: skip
+        types = {
+            "metric": pa.string(),
+            "policy": pa.string(),
+            "chosen_policy": pa.string(),
+            "keep": pa.float64(),
+            "seed": pa.int64(),
+            "n_train": pa.int64(),
+            "test_accuracy": pa.float64(),
+            "test_error": pa.float64(),
+            "epochs": pa.float64(),
+            "steps": pa.int64(),
+        }
         table = pa.table({c: pa.array([r[c] for r in self.rows], type=types[c]) for c in COLUMNS})
         md = {b"selfprune": json.dumps({"curve": self.meta}, default=_jsonable).encode()}
         return table.replace_schema_metadata(md)
@@ -137,7 +155,9 @@ def array_digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def trainer_identity(trainer, settings: Mapping[str, Any] | None = None, key: str | None = None) -> str:
+def trainer_identity(
+    trainer, settings: Mapping[str, Any] | None = None, key: str | None = None
+) -> str:
     """A stable description of a trainer for cache keys.
 
     Named trainers: name and settings. Dataclass trainers (the built-ins' types): their repr.
@@ -146,7 +166,9 @@ def trainer_identity(trainer, settings: Mapping[str, Any] | None = None, key: st
     if key is not None:
         return f"key:{key}"
     if isinstance(trainer, str):
-        return f"name:{trainer}:{json.dumps(dict(settings or {}), sort_keys=True, default=_jsonable)}"
+        return (
+            f"name:{trainer}:{json.dumps(dict(settings or {}), sort_keys=True, default=_jsonable)}"
+        )
     if dataclasses.is_dataclass(trainer) and not isinstance(trainer, type):
         return f"dataclass:{type(trainer).__module__}.{trainer!r}"
     fn = getattr(trainer, "__qualname__", None) or type(trainer).__qualname__
@@ -210,7 +232,9 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
         names = list(metrics) if metrics is not None else list(scores)
         unknown = [m for m in names if m not in scores]
         if unknown:
-            raise InvalidInputError(f"scaling_curve: metrics {unknown} not among scores {sorted(scores)}")
+            raise InvalidInputError(
+                f"scaling_curve: metrics {unknown} not among scores {sorted(scores)}"
+            )
         return _check_score_names([scores[k] for k in names])
     elif isinstance(scores, Sequence) and all(isinstance(s, Scores) for s in scores):
         items = list(scores)
@@ -222,7 +246,9 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
         by_name = {s.name: s for s in items}
         unknown = [m for m in metrics if m not in by_name]
         if unknown:
-            raise InvalidInputError(f"scaling_curve: metrics {unknown} not among scores {sorted(by_name)}")
+            raise InvalidInputError(
+                f"scaling_curve: metrics {unknown} not among scores {sorted(by_name)}"
+            )
         items = [by_name[m] for m in metrics]
     return _check_score_names(items)
 
@@ -230,7 +256,9 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
 def _check_score_names(items: list[Scores]) -> list[Scores]:
     names = [s.name for s in items]
     if "random" in names:
-        raise InvalidInputError("scaling_curve: 'random' is the built-in baseline; rename that score column")
+        raise InvalidInputError(
+            "scaling_curve: 'random' is the built-in baseline; rename that score column"
+        )
     if len(set(names)) != len(names):
         raise InvalidInputError(f"scaling_curve: metric names must be unique, got {names}")
     if items:
@@ -246,13 +274,19 @@ def _check_score_names(items: list[Scores]) -> list[Scores]:
 def _seeds(seeds) -> tuple[int, ...]:
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise InvalidInputError(f"scaling_curve: seeds must be >= 1 (a count) or a list, got {seeds}")
+            raise InvalidInputError(
+                f"scaling_curve: seeds must be >= 1 (a count) or a list, got {seeds}"
+            )
         return tuple(range(int(seeds)))
     try:
         out = tuple(seeds)
     except TypeError:
-        raise InvalidInputError(f"scaling_curve: seeds must be a count or a list of ints, got {seeds!r}") from None
-    if not out or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out):
+        raise InvalidInputError(
+            f"scaling_curve: seeds must be a count or a list of ints, got {seeds!r}"
+        ) from None
+    if not out or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out
+    ):
         raise InvalidInputError(f"scaling_curve: seeds must be non-negative ints, got {out!r}")
     if len(set(out)) != len(out):
         raise InvalidInputError(f"scaling_curve: seeds repeat: {out!r}")
@@ -299,7 +333,9 @@ def scaling_curve(
     items = _as_score_list(scores, metrics)
     pols = tuple(policies)
     if not pols or any(p not in CURVE_POLICIES for p in pols) or len(set(pols)) != len(pols):
-        raise InvalidInputError(f"{caller}: policies must be distinct values from {CURVE_POLICIES}, got {pols!r}")
+        raise InvalidInputError(
+            f"{caller}: policies must be distinct values from {CURVE_POLICIES}, got {pols!r}"
+        )
     seed_list = _seeds(seeds)
     x_tr = np.asarray(x_train)
     y_tr = check_labels(y_train, len(x_tr), caller=caller)
@@ -309,21 +345,29 @@ def scaling_curve(
     if len(x_te) == 0:
         raise InvalidInputError(f"{caller}: the test set is empty")
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise InvalidInputError(f"{caller}: train rows {x_tr.shape[1:]} and test rows {x_te.shape[1:]} differ")
+        raise InvalidInputError(
+            f"{caller}: train rows {x_tr.shape[1:]} and test rows {x_te.shape[1:]} differ"
+        )
     run = _resolve_trainer(trainer, dict(trainer_settings or {}), caller=caller)
     tid = trainer_identity(trainer, trainer_settings, trainer_key)
     pool_ids = items[0].ids if items else ids
-    positions_of(ids, pool_ids, caller=caller, what="training data")  # every scored id must be there
+    positions_of(
+        ids, pool_ids, caller=caller, what="training data"
+    )  # every scored id must be there
     n_pool = len(pool_ids)
     try:
         keeps = list(keep)
     except TypeError:
-        raise InvalidInputError(f"{caller}: keep must be a list of fractions or counts, got {keep!r}") from None
+        raise InvalidInputError(
+            f"{caller}: keep must be a list of fractions or counts, got {keep!r}"
+        ) from None
     if not keeps:
         raise InvalidInputError(f"{caller}: keep is empty")
     counts = [resolve_keep(k, n_pool, caller=caller) for k in keeps]
     if len(set(counts)) != len(counts):
-        raise InvalidInputError(f"{caller}: keep values {list(keep)} give repeated subset sizes {counts}")
+        raise InvalidInputError(
+            f"{caller}: keep values {list(keep)} give repeated subset sizes {counts}"
+        )
     train_digest = array_digest(x_tr, y_tr, ids)
     test_digest = array_digest(x_te, y_te)
     cache = RunCache(None if cache_dir is None else Path(cache_dir) / "runs")
@@ -339,7 +383,9 @@ def scaling_curve(
             for p in pols:
                 plan.append((s.name, p, s, k))
     # labels aligned with each score's own id order, for class-balanced selection
-    labels_of = {s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]}
+    labels_of = {
+        s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]
+    }
     total = len(plan) * len(seed_list)
     rows: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
@@ -352,32 +398,75 @@ def scaling_curve(
                 m_count = resolve_keep(k, n_pool, caller=caller)
                 dk = (metric, m_count)
                 if dk not in decided:
-                    decided[dk] = _decide(s, k, x_tr, y_tr, ids, pilot_trainer, pilot_seeds, cutoff,
-                                          balance_classes, strata, train_digest, decision_cache)  # fmt: skip
+                    decided[dk] = _decide(
+                        s,
+                        k,
+                        x_tr,
+                        y_tr,
+                        ids,
+                        pilot_trainer,
+                        pilot_seeds,
+                        cutoff,
+                        balance_classes,
+                        strata,
+                        train_digest,
+                        decision_cache,
+                    )
                     decisions.append({"metric": metric, "keep": k, **decided[dk].to_dict()})
                 chosen = decided[dk].policy
-            sel = select(s, k, policy=chosen, labels=labels_of[s.name] if balance_classes else None,
-                         balance_classes=balance_classes, cutoff=cutoff, strata=strata, seed=seed)  # fmt: skip
+            sel = select(
+                s,
+                k,
+                policy=chosen,
+                labels=labels_of[s.name] if balance_classes else None,
+                balance_classes=balance_classes,
+                cutoff=cutoff,
+                strata=strata,
+                seed=seed,
+            )
             rows_at = positions_of(ids, sel.ids, caller=caller, what="training data")
-            key = _key({"train": train_digest, "test": test_digest, "subset": array_digest(sel.ids),
-                        "trainer": tid, "seed": seed})  # fmt: skip
+            key = _key(
+                {
+                    "train": train_digest,
+                    "test": test_digest,
+                    "subset": array_digest(sel.ids),
+                    "trainer": tid,
+                    "seed": seed,
+                }
+            )
             record = cache.get(key)
             hit = record is not None
             if record is None:
                 res = run(x_tr[rows_at], y_tr[rows_at], x_te, y_te, seed=seed)
-                record = {"result": {"test_accuracy": float(res.test_accuracy), "n_train": int(res.n_train),
-                                     "epochs": float(res.epochs), "steps": int(res.steps),
-                                     "meta": dict(res.meta)},
-                          "trainer": tid, "seed": seed, "n_subset": len(sel.ids)}  # fmt: skip
+                record = {
+                    "result": {
+                        "test_accuracy": float(res.test_accuracy),
+                        "n_train": int(res.n_train),
+                        "epochs": float(res.epochs),
+                        "steps": int(res.steps),
+                        "meta": dict(res.meta),
+                    },
+                    "trainer": tid,
+                    "seed": seed,
+                    "n_subset": len(sel.ids),
+                }
                 cache.put(key, json.loads(json.dumps(record, default=_jsonable)))
                 trained += 1
             else:
                 reused += 1
             r = record["result"]
-            row = {"metric": metric, "policy": policy, "chosen_policy": chosen, "keep": float(k),
-                   "seed": seed, "n_train": int(r["n_train"]), "test_accuracy": float(r["test_accuracy"]),
-                   "test_error": 1.0 - float(r["test_accuracy"]), "epochs": float(r["epochs"]),
-                   "steps": int(r["steps"])}  # fmt: skip
+            row = {
+                "metric": metric,
+                "policy": policy,
+                "chosen_policy": chosen,
+                "keep": float(k),
+                "seed": seed,
+                "n_train": int(r["n_train"]),
+                "test_accuracy": float(r["test_accuracy"]),
+                "test_error": 1.0 - float(r["test_accuracy"]),
+                "epochs": float(r["epochs"]),
+                "steps": int(r["steps"]),
+            }
             rows.append(row)
             if progress is not None:
                 progress(len(rows), total, {**row, "cached": hit})
@@ -385,25 +474,66 @@ def scaling_curve(
     pol_order = {p: i for i, p in enumerate(("random", *pols))}
     rows.sort(key=lambda r: (order[r["metric"]], pol_order[r["policy"]], r["keep"], r["seed"]))
     meta = {
-        "trainer": tid, "trainer_settings": dict(trainer_settings or {}), "n_pool": n_pool,
-        "n_test": len(x_te), "keep": [float(k) for k in keeps], "counts": counts, "seeds": list(seed_list),
-        "metrics": [s.name for s in items], "policies": list(pols), "cutoff": cutoff,
-        "balance_classes": balance_classes, "strata": strata, "decisions": decisions,
-        "pilot_trainer": trainer_identity(pilot_trainer), "pilot_seeds": [int(s) for s in pilot_seeds],
-    }  # fmt: skip
+        "trainer": tid,
+        "trainer_settings": dict(trainer_settings or {}),
+        "n_pool": n_pool,
+        "n_test": len(x_te),
+        "keep": [float(k) for k in keeps],
+        "counts": counts,
+        "seeds": list(seed_list),
+        "metrics": [s.name for s in items],
+        "policies": list(pols),
+        "cutoff": cutoff,
+        "balance_classes": balance_classes,
+        "strata": strata,
+        "decisions": decisions,
+        "pilot_trainer": trainer_identity(pilot_trainer),
+        "pilot_seeds": [int(s) for s in pilot_seeds],
+    }
     return Curve(rows=rows, meta=meta, trained=trained, reused=reused)
 
 
-def _decide(s: Scores, k, x_tr, y_tr, ids, pilot_trainer, pilot_seeds, cutoff, balance, strata,
-            train_digest: str, cache: RunCache) -> PolicyDecision:  # fmt: skip
-    key = _key({"auto": array_digest(s.ids, s.values), "keep": k, "train": train_digest,
-                "pilot": trainer_identity(pilot_trainer), "seeds": [int(v) for v in pilot_seeds],
-                "cutoff": cutoff, "balance": balance, "strata": strata})  # fmt: skip
+def _decide(
+    s: Scores,
+    k,
+    x_tr,
+    y_tr,
+    ids,
+    pilot_trainer,
+    pilot_seeds,
+    cutoff,
+    balance,
+    strata,
+    train_digest: str,
+    cache: RunCache,
+) -> PolicyDecision:
+    key = _key(
+        {
+            "auto": array_digest(s.ids, s.values),
+            "keep": k,
+            "train": train_digest,
+            "pilot": trainer_identity(pilot_trainer),
+            "seeds": [int(v) for v in pilot_seeds],
+            "cutoff": cutoff,
+            "balance": balance,
+            "strata": strata,
+        }
+    )
     record = cache.get(key)
     if record is not None:
         d = record["result"]
         return PolicyDecision(d["policy"], d["reason"], d["pilot"])
-    dec = decide_policy(s, k, x=x_tr, y=y_tr, x_ids=ids, trainer=pilot_trainer, seeds=tuple(pilot_seeds),
-                        cutoff=cutoff, balance_classes=balance, strata=strata)  # fmt: skip
+    dec = decide_policy(
+        s,
+        k,
+        x=x_tr,
+        y=y_tr,
+        x_ids=ids,
+        trainer=pilot_trainer,
+        seeds=tuple(pilot_seeds),
+        cutoff=cutoff,
+        balance_classes=balance,
+        strata=strata,
+    )
     cache.put(key, json.loads(json.dumps({"result": dec.to_dict()}, default=_jsonable)))
     return dec

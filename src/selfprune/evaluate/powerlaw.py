@@ -55,7 +55,9 @@ class PowerLawFit:
         d = asdict(self)
         d["b_sigma"] = self.b_sigma
         d["n_range"] = list(self.n_range)
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+        return {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
+        }
 
 
 def _model(n, amp, b, c):
@@ -68,23 +70,36 @@ def _fit_once(nr: np.ndarray, err: np.ndarray, start=None):
 
     c0 = max(0.0, 0.5 * float(err.min()))
     best = None
-    starts = [start] if start is not None else [
-        (max(float(err.max()) - c0, 1e-4) * float(nr.min()) ** b0, b0, c0) for b0 in (0.25, 0.5, 1.0, 2.0)
-    ]
+    starts = (
+        [start]
+        if start is not None
+        else [
+            (max(float(err.max()) - c0, 1e-4) * float(nr.min()) ** b0, b0, c0)
+            for b0 in (0.25, 0.5, 1.0, 2.0)
+        ]
+    )
     for p0 in starts:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", OptimizeWarning)
                 warnings.simplefilter("ignore", RuntimeWarning)
-                p, cov = curve_fit(_model, nr, err, p0=p0, bounds=([0.0, 0.0, 0.0], [np.inf, 5.0, 1.0]),
-                                   maxfev=20000)  # fmt: skip
+                p, cov = curve_fit(
+                    _model,
+                    nr,
+                    err,
+                    p0=p0,
+                    bounds=([0.0, 0.0, 0.0], [np.inf, 5.0, 1.0]),
+                    maxfev=20000,
+                )
         except (RuntimeError, ValueError):
             continue
         rss = float(np.sum((_model(nr, *p) - err) ** 2))
         if best is None or rss < best[2] - 1e-15:
             best = (p, cov, rss)
     if best is None:
-        raise InvalidInputError("fit_power_law: the least-squares fit did not converge from any start")
+        raise InvalidInputError(
+            "fit_power_law: the least-squares fit did not converge from any start"
+        )
     return best
 
 
@@ -106,16 +121,22 @@ def fit_power_law(
     n_arr = np.asarray(n, dtype=np.float64)
     e_arr = np.asarray(error, dtype=np.float64)
     if n_arr.ndim != 1 or n_arr.shape != e_arr.shape:
-        raise InvalidInputError(f"{caller}: n and error must be 1-D of equal length, got {n_arr.shape} and {e_arr.shape}")
+        raise InvalidInputError(
+            f"{caller}: n and error must be 1-D of equal length, got {n_arr.shape} and {e_arr.shape}"
+        )
     if not (np.all(np.isfinite(n_arr)) and np.all(np.isfinite(e_arr))):
         raise InvalidInputError(f"{caller}: n and error must be finite")
     if np.any(n_arr <= 0):
         raise InvalidInputError(f"{caller}: n must be > 0, got min {n_arr.min()}")
     if np.any(e_arr < 0) or np.any(e_arr > 1):
-        raise InvalidInputError(f"{caller}: error must be in [0, 1], got range [{e_arr.min()}, {e_arr.max()}]")
+        raise InvalidInputError(
+            f"{caller}: error must be in [0, 1], got range [{e_arr.min()}, {e_arr.max()}]"
+        )
     sizes = np.unique(n_arr)
     if len(sizes) < 3:
-        raise InvalidInputError(f"{caller}: needs at least 3 distinct sizes for 3 parameters, got {len(sizes)}")
+        raise InvalidInputError(
+            f"{caller}: needs at least 3 distinct sizes for 3 parameters, got {len(sizes)}"
+        )
     check_int(bootstrap, caller=caller, name="bootstrap", low=0)
     n_ref = float(sizes.max())
     nr = n_arr / n_ref
@@ -131,7 +152,9 @@ def fit_power_law(
     if groups is not None and bootstrap > 0:
         g = np.asarray(groups)
         if g.shape != n_arr.shape:
-            raise InvalidInputError(f"{caller}: groups must have one label per point, got shape {g.shape}")
+            raise InvalidInputError(
+                f"{caller}: groups must have one label per point, got shape {g.shape}"
+            )
         labels = np.unique(g)
         if len(labels) >= 2:
             rng = as_rng(seed, caller=caller)
@@ -149,9 +172,18 @@ def fit_power_law(
                     continue
             if len(bs) >= 2:
                 b_boot = float(np.std(bs, ddof=1))
-    return PowerLawFit(a=amp * n_ref**b, b=b, c=c, b_err=b_err, c_err=c_err, b_boot=b_boot,
-                       n_points=len(n_arr), n_sizes=len(sizes), rss=rss,
-                       n_range=(float(sizes.min()), n_ref))  # fmt: skip
+    return PowerLawFit(
+        a=amp * n_ref**b,
+        b=b,
+        c=c,
+        b_err=b_err,
+        c_err=c_err,
+        b_boot=b_boot,
+        n_points=len(n_arr),
+        n_sizes=len(sizes),
+        rss=rss,
+        n_range=(float(sizes.min()), n_ref),
+    )
 
 
 # ---------------------------------------------------------------- comparisons with random
@@ -187,13 +219,17 @@ def _group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[floa
     return out
 
 
-def compare_to_random(rows: Sequence[Mapping[str, Any]], metric: str, policy: str) -> list[SizeComparison]:
+def compare_to_random(
+    rows: Sequence[Mapping[str, Any]], metric: str, policy: str
+) -> list[SizeComparison]:
     """Size-by-size comparison of ``metric``/``policy`` with the random rows of the same keep."""
     groups = _group(rows)
     if ("random", "random") not in groups:
         raise InvalidInputError("compare_to_random: the table has no random baseline rows")
     if (metric, policy) not in groups:
-        raise InvalidInputError(f"compare_to_random: no rows for metric {metric!r} with policy {policy!r}")
+        raise InvalidInputError(
+            f"compare_to_random: no rows for metric {metric!r} with policy {policy!r}"
+        )
     base = groups[("random", "random")]
     out = []
     for keep, rs in sorted(groups[(metric, policy)].items()):
@@ -210,12 +246,23 @@ def compare_to_random(rows: Sequence[Mapping[str, Any]], metric: str, policy: st
             verdict = "below"
         else:
             verdict = "overlap"
-        out.append(SizeComparison(
-            keep=keep, n_train=float(np.mean([r["n_train"] for r in rs])), mean=float(a.mean()),
-            std=float(a.std()), min=float(a.min()), max=float(a.max()), random_mean=float(b.mean()),
-            random_std=float(b.std()), random_min=float(b.min()), random_max=float(b.max()),
-            diff=float(a.mean() - b.mean()), n_seeds=k, verdict=verdict,
-        ))  # fmt: skip
+        out.append(
+            SizeComparison(
+                keep=keep,
+                n_train=float(np.mean([r["n_train"] for r in rs])),
+                mean=float(a.mean()),
+                std=float(a.std()),
+                min=float(a.min()),
+                max=float(a.max()),
+                random_mean=float(b.mean()),
+                random_std=float(b.std()),
+                random_min=float(b.min()),
+                random_max=float(b.max()),
+                diff=float(a.mean() - b.mean()),
+                n_seeds=k,
+                verdict=verdict,
+            )
+        )
     return out
 
 
@@ -250,7 +297,11 @@ def _sizes(cs: list[SizeComparison]) -> str:
 def _exponent_phrase(fit: PowerLawFit | None, ref: PowerLawFit | None) -> str:
     if fit is None:
         return "no power-law fit"
-    own = f"b = {fit.b:.3f} ± {fit.b_sigma:.3f}" if math.isfinite(fit.b_sigma) else f"b = {fit.b:.3f} (uncertainty unknown)"
+    own = (
+        f"b = {fit.b:.3f} ± {fit.b_sigma:.3f}"
+        if math.isfinite(fit.b_sigma)
+        else f"b = {fit.b:.3f} (uncertainty unknown)"
+    )
     if ref is None:
         return own
     sig = math.hypot(fit.b_sigma, ref.b_sigma)
@@ -285,8 +336,13 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
         name = f"{metric}/{policy}"
         pts = [r for rs in by_keep.values() for r in rs]
         try:
-            fits[name] = fit_power_law([r["n_train"] for r in pts], [1.0 - r["test_accuracy"] for r in pts],
-                                       groups=[r["seed"] for r in pts], bootstrap=bootstrap, seed=seed)  # fmt: skip
+            fits[name] = fit_power_law(
+                [r["n_train"] for r in pts],
+                [1.0 - r["test_accuracy"] for r in pts],
+                groups=[r["seed"] for r in pts],
+                bootstrap=bootstrap,
+                seed=seed,
+            )
         except InvalidInputError as exc:
             fits[name] = None
             errors[name] = str(exc)
@@ -300,7 +356,9 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
             continue
         name = f"{metric}/{policy}"
         if ("random", "random") not in groups:
-            statements[name] = f"{name}: no random baseline rows, so no comparison; {_exponent_phrase(fits[name], None)}"
+            statements[name] = (
+                f"{name}: no random baseline rows, so no comparison; {_exponent_phrase(fits[name], None)}"
+            )
             continue
         cs = compare_to_random(rows, metric, policy)
         comparisons[name] = cs
@@ -314,18 +372,26 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
     return CurveAnalysis(fits, errors, comparisons, statements, full)
 
 
-def _statement(name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None) -> str:
+def _statement(
+    name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None
+) -> str:
     above = [c for c in cs if c.verdict == "above"]
     below = [c for c in cs if c.verdict == "below"]
     unclear = [c for c in cs if c.verdict in ("overlap", "one seed")]
     parts = []
     if above:
-        parts.append(f"bends below random's error curve (beats random beyond the seed spread) at {_sizes(above)}")
+        parts.append(
+            f"bends below random's error curve (beats random beyond the seed spread) at {_sizes(above)}"
+        )
     else:
         parts.append("does not beat random beyond the seed spread at any size")
     if below:
         parts.append(f"is worse than random beyond the seed spread at {_sizes(below)}")
     if unclear:
-        tag = "one seed, no claim" if all(c.verdict == "one seed" for c in unclear) else "spreads overlap, no claim"
+        tag = (
+            "one seed, no claim"
+            if all(c.verdict == "one seed" for c in unclear)
+            else "spreads overlap, no claim"
+        )
         parts.append(f"is indistinguishable from random at {_sizes(unclear)} ({tag})")
     return f"{name}: " + "; ".join(parts) + f"; exponent {_exponent_phrase(fit, ref)}"

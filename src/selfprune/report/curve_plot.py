@@ -62,7 +62,9 @@ def plot_curve(
             color, style = colors[ci % len(colors)], "-"
             ci += 1
         ax.plot(n, np.maximum(mean, floor), style, color=color, marker="o", ms=3, label=name)
-        ax.fill_between(n, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15, lw=0)
+        ax.fill_between(
+            n, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15, lw=0
+        )
         fit = (fits or {}).get("random/random" if name == "random" else name)
         if fit is not None and len(n) > 1:
             grid = np.geomspace(n.min(), n.max(), 50)
