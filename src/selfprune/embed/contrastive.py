@@ -331,12 +331,15 @@ class ContrastiveEncoder:
         _save_atomic(torch, Path(folder) / STATE, self.state_dict())
 
     def load_state(self, folder: str | os.PathLike) -> ContrastiveEncoder:
-        """Load weights saved by :meth:`save_state`; the settings must match this encoder's."""
+        """Load weights saved by :meth:`save_state`; the architecture settings must match."""
         torch = require("torch", "torch")
         path = Path(folder) / STATE
         st = _load(torch, path)
-        if st.get("params") != self.params():
-            raise StoreError(f"{path} was trained with other settings ({st.get('params')}); expected {self.params()}")
+        arch = ("dim", "width", "proj_dim", "image_size")
+        saved = {a: (st.get("params") or {}).get(a) for a in arch}
+        if saved != {a: getattr(self, a) for a in arch}:
+            raise StoreError(f"{path} holds a network with other settings ({saved}); this encoder has "
+                             f"{ {a: getattr(self, a) for a in arch} }")
         self._init(torch, int(st["in_ch"]), 0)
         try:
             self._backbone.load_state_dict(st["backbone"])

@@ -200,7 +200,7 @@ def el2n_proxy(features: np.ndarray, labels: np.ndarray, *, seed: SeedLike = 0, 
     for f in range(folds):
         tr, te = fold != f, fold == f
         scaler = StandardScaler().fit(x[tr])
-        clf = LogisticRegression(max_iter=300, random_state=seed_int(seed))
+        clf = LogisticRegression(max_iter=100, random_state=seed_int(seed))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(scaler.transform(x[tr]), y[tr])
