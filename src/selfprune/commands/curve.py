@@ -51,11 +51,24 @@ def _arrays(dataset, caller: str):
     return np.asarray(x), dataset.labels, dataset.ids
 
 
-def _trainer_settings(trainer: str, epochs: int | None, steps: int | None) -> dict:
+def _trainer_settings(
+    trainer: str, epochs: int | None, steps: int | None, threads: int | None
+) -> dict:
     if trainer in TORCH_TRAINERS:
-        if steps is not None:
-            return {"steps": steps}
-        return {"epochs": epochs if epochs is not None else 10}
+        out: dict = (
+            {"steps": steps}
+            if steps is not None
+            else {"epochs": epochs if epochs is not None else 10}
+        )
+        if threads is not None:
+            out["threads"] = threads
+        return out
+    if threads is not None:
+        raise InvalidInputError(
+            f"curve: --threads applies to {TORCH_TRAINERS}, not to trainer {trainer!r}"
+        )
+    if epochs is not None:
+        raise InvalidInputError(f"curve: --epochs applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
     if steps is not None:
         raise InvalidInputError(
             f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}"
@@ -110,6 +123,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="cheap trainer for the auto policy's pilots")
         ] = "linear",
         pilot_seeds: Annotated[int, typer.Option(help="pilot seeds for the auto policy")] = 2,
+        threads: Annotated[
+            int | None, typer.Option(help="torch threads per training run (mlp, small-cnn)")
+        ] = None,
         bootstrap: Annotated[
             int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")
         ] = 200,
@@ -145,7 +161,7 @@ def register(app: typer.Typer) -> None:
         xt, yt, _ = _arrays(test, "curve --test-data")
         table = read_scores(scores) if scores is not None else None
         metric_list = _split_list(metrics, "--metrics") if metrics is not None else None
-        settings = _trainer_settings(trainer, epochs, steps)
+        settings = _trainer_settings(trainer, epochs, steps, threads)
         if pilot_seeds < 1:
             raise InvalidInputError(f"curve: --pilot-seeds must be >= 1, got {pilot_seeds}")
         pols = _split_list(policies, "--policies")

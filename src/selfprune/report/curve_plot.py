@@ -1,5 +1,7 @@
 """Scaling-curve plot: test error against kept examples, log-log, one line per metric/policy.
 
+Colour = metric, line style and marker = policy.
+
 Each line is the mean over seeds with a band from the lowest to the highest seed; random pruning
 is drawn black and dashed, so "below the black line" reads as "beats random". Fitted power laws,
 when given, are drawn as thin dotted lines.
@@ -46,8 +48,14 @@ def plot_curve(
             (float(r["n_train"]), 1.0 - float(r["test_accuracy"]))
         )
     fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=120)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ci = 0
+    colors = plt.get_cmap("tab10").colors
+    metric_color: dict[str, Any] = {}
+    styles = {
+        "hard": ("-", "o"),
+        "easy": ("-.", "s"),
+        "auto": (":", "^"),
+        "stratified": ((0, (5, 1)), "d"),
+    }
     for name, by_keep in lines.items():
         keys = sorted(by_keep)
         n = np.array([np.mean([p[0] for p in by_keep[k]]) for k in keys])
@@ -57,18 +65,27 @@ def plot_curve(
         hi = np.array([e.max() for e in errs])
         floor = 1e-4  # log axes cannot show zero error
         if name == "random":
-            color, style = "black", "--"
+            color, style, marker = "black", "--", "o"
         else:
-            color, style = colors[ci % len(colors)], "-"
-            ci += 1
-        ax.plot(n, np.maximum(mean, floor), style, color=color, marker="o", ms=3, label=name)
+            metric, policy = name.rsplit("/", 1)
+            color = metric_color.setdefault(metric, colors[len(metric_color) % len(colors)])
+            style, marker = styles.get(policy, ("-", "o"))
+        ax.plot(
+            n,
+            np.maximum(mean, floor),
+            linestyle=style,
+            color=color,
+            marker=marker,
+            ms=3,
+            label=name,
+        )
         ax.fill_between(
             n, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15, lw=0
         )
         fit = (fits or {}).get("random/random" if name == "random" else name)
         if fit is not None and len(n) > 1:
             grid = np.geomspace(n.min(), n.max(), 50)
-            ax.plot(grid, np.maximum(fit.predict(grid), floor), ":", color=color, lw=1)
+            ax.plot(grid, np.maximum(fit.predict(grid), floor), ":", color=color, lw=0.8, alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("kept training examples")
