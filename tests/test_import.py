@@ -17,3 +17,12 @@ def test_lazy_names_resolve():
 
     for name in selfprune._LAZY:
         assert getattr(selfprune, name) is not None, name
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    code = (
+        "import types, selfprune.select, selfprune.embed, selfprune.metrics, selfprune as sp; "
+        "bad = [n for n in sp.__all__ if isinstance(getattr(sp, n), types.ModuleType)]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

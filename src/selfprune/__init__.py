@@ -20,6 +20,9 @@ from selfprune.errors import (  # noqa: E402
 )
 from selfprune.scores import Scores, ScoreTable  # noqa: E402
 
+# eager (numpy only): the function ``select`` must shadow the submodule of the same name
+from selfprune.select import Selection, select  # noqa: E402
+
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     # io
@@ -33,7 +36,7 @@ _LAZY: dict[str, str] = {
     "write_ids": "selfprune.io.tables",
     # embed
     "get_encoder": "selfprune.embed",
-    "embed": "selfprune.embed",
+    "embed_dataset": "selfprune.embed",
     # metrics
     "prototypes": "selfprune.metrics",
     "class_prototypes": "selfprune.metrics",
@@ -53,9 +56,6 @@ _LAZY: dict[str, str] = {
     "semdedup_sweep": "selfprune.metrics.semdedup",
     "knn_density": "selfprune.metrics.density",
     "d2_select": "selfprune.d2",
-    # select
-    "select": "selfprune.select",
-    "Selection": "selfprune.select",
     "scaling_curve": "selfprune.evaluate.curve",
     "fit_power_law": "selfprune.evaluate.powerlaw",
     "analyze_curve": "selfprune.evaluate.powerlaw",
@@ -63,6 +63,12 @@ _LAZY: dict[str, str] = {
     "audit": "selfprune.evaluate.audit",
     "AuditReport": "selfprune.evaluate.audit",
     "ContrastiveEncoder": "selfprune.embed.contrastive",
+    "read_chains": "selfprune.tokens.data",
+    "generate_chains": "selfprune.tokens.data",
+    "load_causal_lm": "selfprune.tokens.model",
+    "TokenPruner": "selfprune.tokens.prune",
+    "prune_chains": "selfprune.tokens.prune",
+    "tag_tokens": "selfprune.tokens.tagger",
 }
 
 __all__ = [
@@ -74,6 +80,8 @@ __all__ = [
     "MissingExtraError",
     "Scores",
     "ScoreTable",
+    "select",
+    "Selection",
     *_LAZY,
 ]
 

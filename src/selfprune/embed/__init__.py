@@ -30,11 +30,12 @@ def get_encoder(name: str, **params: Any) -> Encoder:
 
 
 def __getattr__(name: str):
-    if name == "embed":
+    # ``selfprune.embed`` is this package, so the top-level function is named embed_dataset
+    if name == "embed_dataset":
         from selfprune.embed.run import embed
 
         return embed
     raise AttributeError(name)
 
 
-__all__ = ["ENCODERS", "Encoder", "get_encoder", "embed"]
+__all__ = ["ENCODERS", "Encoder", "get_encoder", "embed_dataset"]
