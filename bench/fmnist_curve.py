@@ -89,7 +89,7 @@ def main() -> None:
         "--subset", type=int, default=6000, help="training examples (stratified); 60000 = all"
     )
     ap.add_argument("--test-subset", type=int, default=5000, help="test examples; 10000 = all")
-    ap.add_argument("--keep", default="0.1,0.3,0.5,1.0")
+    ap.add_argument("--keep", default="0.1,0.5,1.0")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument(
@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100, help="k-means centroids for prototypes")
     ap.add_argument("--dynamics-epochs", type=int, default=4)
     ap.add_argument("--dynamics-seeds", type=int, default=2)
+    ap.add_argument("--metrics", default=None, help="keep only these score names (comma-separated)")
     ap.add_argument(
         "--threads", type=int, default=1, help="BLAS and torch threads per training run"
     )
@@ -140,6 +141,9 @@ def main() -> None:
     if dyn:
         timings["dynamics"] = time.perf_counter() - t
     score_list += dyn
+    if args.metrics:
+        wanted = args.metrics.split(",")
+        score_list = [s for s in score_list if s.name in wanted]
 
     settings = {"steps": args.steps} if args.steps else {"epochs": args.epochs}
     settings["threads"] = args.threads
