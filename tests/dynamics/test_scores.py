@@ -71,7 +71,9 @@ def test_proxy_dynamics_is_deterministic():
     b = proxy_dynamics(x, y, model="linear", epochs=2, seeds=1, batch_size=32, seed=4).table
     for name in a:
         np.testing.assert_array_equal(a[name].values, b[name].values)
-    assert "grand_last" in a and "grand" not in a  # the cheap variant is the default
+    assert "grand_last" in a and "grand" in a
+    last_only = proxy_dynamics(x, y, model="linear", epochs=1, seeds=1, grand="last").table
+    assert "grand_last" in last_only and "grand" not in last_only
 
 
 def test_bad_grand_choice():

@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="0-based epoch for EL2N (default: last)")
         ] = None,
         grand: Annotated[
-            str, typer.Option(help="GraNd: none, last (last layer, cheap), full, both")
-        ] = "last",
+            str, typer.Option(help="GraNd: both, full (every parameter), last (last layer), none")
+        ] = "both",
         grand_epoch: Annotated[
             int, typer.Option(help="epochs trained before GraNd (0 = at init)")
         ] = 1,

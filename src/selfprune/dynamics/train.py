@@ -137,7 +137,7 @@ def proxy_dynamics(
     lr: float = 1e-3,
     seed: SeedLike = 0,
     metrics=DYNAMICS_METRICS,
-    grand: str = "last",
+    grand: str = "both",
     grand_epoch: int = 1,
     el2n_epoch: int | None = None,
     aum_threshold_runs: bool = False,
@@ -148,8 +148,9 @@ def proxy_dynamics(
 
     ``x``: (N, H, W[, C]) uint8 images or (N, D) features. Returns a :class:`DynamicsResult` whose
     table holds the recorder metrics plus GraNd after ``grand_epoch`` epochs, averaged over seeds:
-    ``grand="last"`` adds ``grand_last`` (cheap), ``"full"`` adds ``grand`` (every parameter,
-    vectorised but costlier than an epoch of training), ``"both"`` both, ``"none"`` neither;
+    ``grand="full"`` adds ``grand`` (every parameter; about one batched forward + backward pass
+    over the data for Linear/Conv2d networks), ``"last"`` adds ``grand_last`` (last layer,
+    cheaper), ``"both"`` (default) both, ``"none"`` neither;
     with ``aum_threshold_runs`` it adds ``aum_flagged`` (fraction of threshold runs flagging
     the example as likely mislabelled; higher = harder).
     Recordings go under ``path/seed-<k>`` when ``path`` is given (memory otherwise).
