@@ -60,7 +60,9 @@ def child(path: str, mode: str, k: int, sub: int, seed: int) -> dict:
         if mode == "sklearn":
             from sklearn.cluster import KMeans
 
-            km = KMeans(n_clusters=k, n_init=1, max_iter=20, random_state=seed).fit(xs / np.linalg.norm(xs, axis=1, keepdims=True))
+            km = KMeans(n_clusters=k, n_init=1, max_iter=20, random_state=seed).fit(
+                xs / np.linalg.norm(xs, axis=1, keepdims=True)
+            )
             values = km.transform(xs).min(axis=1)
         else:
             import faiss
@@ -71,8 +73,12 @@ def child(path: str, mode: str, k: int, sub: int, seed: int) -> dict:
     else:
         raise SystemExit(f"unknown mode {mode}")
     seconds = time.perf_counter() - t0
-    return {"mode": mode, "seconds": seconds, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "mean_score": float(np.mean(values))}  # fmt: skip
+    return {
+        "mode": mode,
+        "seconds": seconds,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "mean_score": float(np.mean(values)),
+    }
 
 
 def main() -> None:
@@ -98,24 +104,45 @@ def main() -> None:
         best: dict[str, dict] = {}
         for _ in range(args.repeats):
             for mode in ("faiss", "selfprune", "sklearn", "faiss-sub"):
-                cmd = [sys.executable, __file__, "--child", str(data), mode, str(args.k), str(args.sklearn_subsample), str(args.seed)]
-                res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    str(data),
+                    mode,
+                    str(args.k),
+                    str(args.sklearn_subsample),
+                    str(args.seed),
+                ]
+                res = json.loads(
+                    subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                )
                 if mode not in best or res["seconds"] < best[mode]["seconds"]:
                     best[mode] = res
     result = {
-        "n": args.n, "dim": args.dim, "k": args.k, "repeats": args.repeats, "sklearn_subsample": args.sklearn_subsample,
-        "array_bytes": array_bytes, "runs": best,
+        "n": args.n,
+        "dim": args.dim,
+        "k": args.k,
+        "repeats": args.repeats,
+        "sklearn_subsample": args.sklearn_subsample,
+        "array_bytes": array_bytes,
+        "runs": best,
         "selfprune_over_faiss_time": best["selfprune"]["seconds"] / best["faiss"]["seconds"],
         "selfprune_peak_over_array": best["selfprune"]["peak_rss_bytes"] / array_bytes,
         "faiss_peak_over_array": best["faiss"]["peak_rss_bytes"] / array_bytes,
         "sklearn_over_faiss_time_on_subsample": best["sklearn"]["seconds"] / best["faiss-sub"]["seconds"],
-    }  # fmt: skip
+    }
     print(f"{'path':<12}{'seconds':>10}{'peak RSS / array':>18}")
     for mode, r in best.items():
         print(f"{mode:<12}{r['seconds']:>10.2f}{r['peak_rss_bytes'] / array_bytes:>18.2f}")
-    print(f"selfprune / faiss time: {result['selfprune_over_faiss_time']:.3f}  "
-          f"(target <= 1.15); selfprune peak / array: {result['selfprune_peak_over_array']:.2f} (target < 1.5)")
-    print(f"sklearn / faiss time on a {args.sklearn_subsample}-row subsample: {result['sklearn_over_faiss_time_on_subsample']:.1f}")
+    print(
+        f"selfprune / faiss time: {result['selfprune_over_faiss_time']:.3f}  "
+        f"(target <= 1.15); selfprune peak / array: {result['selfprune_peak_over_array']:.2f} (target < 1.5)"
+    )
+    print(
+        f"sklearn / faiss time on a {args.sklearn_subsample}-row subsample: "
+        f"{result['sklearn_over_faiss_time_on_subsample']:.1f}"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

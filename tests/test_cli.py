@@ -17,16 +17,46 @@ def _digest(path):
 def test_embed_score_select_pipeline(tmp_path, capsys):
     emb = tmp_path / "emb"
     assert main(["embed", "--data", "digits", "--encoder", "pixels", "--set", "dim=16", "--out", str(emb)]) == 0
-    assert main(["score", "--embeddings", str(emb), "--k", "10", "--seeds", "0,1", "--out", str(tmp_path / "s.parquet")]) == 0
-    assert main(["score", "--embeddings", str(emb), "--metric", "class-prototypes", "--add-to",
-                 "--out", str(tmp_path / "s.parquet")]) == 0  # fmt: skip
+    assert (
+        main(["score", "--embeddings", str(emb), "--k", "10", "--seeds", "0,1", "--out", str(tmp_path / "s.parquet")])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "score",
+                "--embeddings",
+                str(emb),
+                "--metric",
+                "class-prototypes",
+                "--add-to",
+                "--out",
+                str(tmp_path / "s.parquet"),
+            ]
+        )
+        == 0
+    )
     from selfprune.io.tables import read_ids, read_scores
 
     table = read_scores(tmp_path / "s.parquet")
     assert list(table) == ["prototypes", "class-prototypes"]
     assert table["prototypes"].meta["encoder"] == "pixels" and table["prototypes"].meta["seeds"] == [0, 1]
-    rc = main(["select", "--scores", str(tmp_path / "s.parquet"), "--column", "prototypes", "--keep", "0.5",
-               "--policy", "hard", "--balance-classes", "--out", str(tmp_path / "kept.parquet")])  # fmt: skip
+    rc = main(
+        [
+            "select",
+            "--scores",
+            str(tmp_path / "s.parquet"),
+            "--column",
+            "prototypes",
+            "--keep",
+            "0.5",
+            "--policy",
+            "hard",
+            "--balance-classes",
+            "--out",
+            str(tmp_path / "kept.parquet"),
+        ]
+    )
     assert rc == 0
     kept = read_ids(tmp_path / "kept.parquet")
     assert len(kept) == round(0.5 * 1438)
@@ -40,8 +70,21 @@ def test_select_auto_and_d2_policies(tmp_path, capsys):
     assert main(["embed", "--data", "digits", "--set", "dim=16", "--out", str(emb)]) == 0
     assert main(["score", "--embeddings", str(emb), "--k", "10", "--out", str(scores)]) == 0
     capsys.readouterr()
-    rc = main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "auto", "--data", "digits",
-               "--out", str(tmp_path / "auto.parquet")])  # fmt: skip
+    rc = main(
+        [
+            "select",
+            "--scores",
+            str(scores),
+            "--keep",
+            "0.3",
+            "--policy",
+            "auto",
+            "--data",
+            "digits",
+            "--out",
+            str(tmp_path / "auto.parquet"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "auto policy" in out and "validation accuracy" in out
@@ -51,42 +94,83 @@ def test_select_auto_and_d2_policies(tmp_path, capsys):
 
     meta = json.loads(pq.read_schema(tmp_path / "auto.parquet").metadata[b"selfprune"])
     assert meta["summary"]["auto"]["policy"] in ("hard", "easy", "stratified", "random")
-    assert main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "d2", "--embeddings", str(emb),
-                 "--out", str(tmp_path / "d2.parquet")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "select",
+                "--scores",
+                str(scores),
+                "--keep",
+                "0.3",
+                "--policy",
+                "d2",
+                "--embeddings",
+                str(emb),
+                "--out",
+                str(tmp_path / "d2.parquet"),
+            ]
+        )
+        == 0
+    )
     from selfprune.io.tables import read_ids
 
     assert len(read_ids(tmp_path / "d2.parquet")) == round(0.3 * 1438)
-    assert main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "d2", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(["select", "--scores", str(scores), "--keep", "0.3", "--policy", "d2", "--out", str(tmp_path / "x")]) == 2
+    )
     assert "needs --embeddings" in capsys.readouterr().err
 
 
 def test_score_from_npy_file(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     np.save(tmp_path / "e.npy", x)
-    assert main(["score", "--embeddings", str(tmp_path / "e.npy"), "--k", "3", "--out", str(tmp_path / "s.parquet")]) == 0
+    assert (
+        main(["score", "--embeddings", str(tmp_path / "e.npy"), "--k", "3", "--out", str(tmp_path / "s.parquet")]) == 0
+    )
 
 
 @pytest.mark.parametrize(
     "make, args, message",
     [
-        (lambda p: np.save(p / "e.npy", np.array([[1.0, np.nan], [0.0, 1.0]])),
-         ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"], "NaN or Inf"),
-        (lambda p: np.save(p / "e.npy", np.ones((5, 2))),
-         ["score", "--embeddings", "{p}/e.npy", "--k", "9", "--out", "{p}/s.parquet"], "k=9 is larger"),
-        (lambda p: np.save(p / "e.npy", np.ones((0, 2))),
-         ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"], "empty"),
-        (lambda p: (p / "s.parquet").write_bytes(b"corrupt"),
-         ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--out", "{p}/k.parquet"], "not a readable Parquet"),
+        (
+            lambda p: np.save(p / "e.npy", np.array([[1.0, np.nan], [0.0, 1.0]])),
+            ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"],
+            "NaN or Inf",
+        ),
+        (
+            lambda p: np.save(p / "e.npy", np.ones((5, 2))),
+            ["score", "--embeddings", "{p}/e.npy", "--k", "9", "--out", "{p}/s.parquet"],
+            "k=9 is larger",
+        ),
+        (
+            lambda p: np.save(p / "e.npy", np.ones((0, 2))),
+            ["score", "--embeddings", "{p}/e.npy", "--out", "{p}/s.parquet"],
+            "empty",
+        ),
+        (
+            lambda p: (p / "s.parquet").write_bytes(b"corrupt"),
+            ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--out", "{p}/k.parquet"],
+            "not a readable Parquet",
+        ),
         (None, ["select", "--scores", "{p}/s.parquet", "--keep", "2.5", "--out", "{p}/k.parquet"], "keep"),
         (None, ["select", "--scores", "{p}/s.parquet", "--keep", "0", "--out", "{p}/k.parquet"], "keep"),
         (None, ["select", "--scores", "{p}/s.parquet", "--keep", "999", "--out", "{p}/k.parquet"], "count must be in"),
-        (None, ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--balance-classes", "--out", "{p}/k.parquet"],
-         "needs labels"),
+        (
+            None,
+            ["select", "--scores", "{p}/s.parquet", "--keep", "0.5", "--balance-classes", "--out", "{p}/k.parquet"],
+            "needs labels",
+        ),
         (None, ["embed", "--data", "nowhere", "--out", "{p}/emb"], "neither a built-in"),
-        (lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), y=[0, 1]),
-         ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"], "2 labels for 3 rows"),
-        (lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), ids=[1, 1, 2]),
-         ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"], "unique"),
+        (
+            lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), y=[0, 1]),
+            ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"],
+            "2 labels for 3 rows",
+        ),
+        (
+            lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), ids=[1, 1, 2]),
+            ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"],
+            "unique",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2_inputs_untouched(tmp_path, capsys, make, args, message):
@@ -108,8 +192,22 @@ def test_bad_input_one_line_exit_2_inputs_untouched(tmp_path, capsys, make, args
 
 
 def test_script_exit_code_and_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "selfprune.cli", "select", "--scores", str(tmp_path / "x.parquet"),
-                           "--keep", "0.5", "--out", str(tmp_path / "k.parquet")], capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfprune.cli",
+            "select",
+            "--scores",
+            str(tmp_path / "x.parquet"),
+            "--keep",
+            "0.5",
+            "--out",
+            str(tmp_path / "k.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "score file not found" in proc.stderr
 

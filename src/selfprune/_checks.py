@@ -30,13 +30,9 @@ def check_embeddings(x, *, caller: str, min_rows: int = 1, name: str = "embeddin
     bad = ~np.isfinite(arr)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
-        raise InvalidInputError(
-            f"{caller}: {name} contain NaN or Inf in {len(rows)} row(s), first at row {rows[0]}"
-        )
+        raise InvalidInputError(f"{caller}: {name} contain NaN or Inf in {len(rows)} row(s), first at row {rows[0]}")
     if arr.shape[0] < min_rows:
-        raise InvalidInputError(
-            f"{caller}: needs at least {min_rows} rows of {name}, got {arr.shape[0]}"
-        )
+        raise InvalidInputError(f"{caller}: needs at least {min_rows} rows of {name}, got {arr.shape[0]}")
     return arr
 
 
@@ -58,9 +54,7 @@ def check_ids(ids, n: int, *, caller: str) -> np.ndarray:
     uniq, counts = np.unique(arr, return_counts=True)
     if len(uniq) != len(arr):
         dup = uniq[counts > 1]
-        raise InvalidInputError(
-            f"{caller}: ids must be unique; {len(dup)} duplicated, e.g. {dup[0].item()!r}"
-        )
+        raise InvalidInputError(f"{caller}: ids must be unique; {len(dup)} duplicated, e.g. {dup[0].item()!r}")
     return arr
 
 
@@ -75,9 +69,7 @@ def check_labels(labels, n: int, *, caller: str) -> np.ndarray:
         if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise InvalidInputError(
-                f"{caller}: labels must be integer class indices, got dtype {arr.dtype}"
-            )
+            raise InvalidInputError(f"{caller}: labels must be integer class indices, got dtype {arr.dtype}")
     if n and arr.min() < 0:
         raise InvalidInputError(f"{caller}: labels must be >= 0, got {arr.min()}")
     return arr.astype(np.int64)
@@ -92,9 +84,7 @@ def check_scores_values(values, n: int | None = None, *, caller: str) -> np.ndar
         raise InvalidInputError(f"{caller}: {len(arr)} values for {n} ids; they must match")
     if not np.all(np.isfinite(arr)):
         bad = np.flatnonzero(~np.isfinite(arr))
-        raise InvalidInputError(
-            f"{caller}: values contain NaN or Inf at {len(bad)} position(s), first {bad[0]}"
-        )
+        raise InvalidInputError(f"{caller}: values contain NaN or Inf at {len(bad)} position(s), first {bad[0]}")
     return arr
 
 
@@ -111,9 +101,7 @@ def resolve_keep(keep, n: int, *, caller: str) -> int:
         return count
     frac = float(keep)
     if not (0.0 < frac <= 1.0) or not np.isfinite(frac):
-        raise InvalidInputError(
-            f"{caller}: keep must be a fraction in (0, 1] or a count in [1, {n}], got {keep!r}"
-        )
+        raise InvalidInputError(f"{caller}: keep must be a fraction in (0, 1] or a count in [1, {n}], got {keep!r}")
     return max(1, int(round(frac * n)))
 
 

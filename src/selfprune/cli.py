@@ -11,8 +11,8 @@ import importlib
 import sys
 
 import typer
-from typer._click.exceptions import ClickException
 from rich.console import Console
+from typer._click.exceptions import ClickException
 
 from selfprune.errors import SelfpruneError
 
@@ -33,6 +33,7 @@ _COMMAND_MODULES: list[str] = [
     "selfprune.commands.redundancy",
     "selfprune.commands.curve",
     "selfprune.commands.audit",
+    "selfprune.commands.tokens",
 ]
 
 

@@ -54,9 +54,11 @@ class DemoResult:
     def headline(self) -> dict[str, Any]:
         at = [r for r in self.summary if r["keep"] == 0.5 and r["policy"] != "random"]
         best = max(at, key=lambda r: r["mean"]) if at else None
-        return {"best_policy_at_keep_0.5": best and best["policy"],
-                "delta_vs_random_points": best and round(100 * best["delta_vs_random"], 2),
-                "seconds": round(self.seconds, 1)}  # fmt: skip
+        return {
+            "best_policy_at_keep_0.5": best and best["policy"],
+            "delta_vs_random_points": best and round(100 * best["delta_vs_random"], 2),
+            "seconds": round(self.seconds, 1),
+        }
 
     def table_rich(self):
         from rich.table import Table
@@ -65,9 +67,18 @@ class DemoResult:
         for c in ("keep", "policy", "n_train", "accuracy", "vs random (points)"):
             t.add_column(c, justify="right")
         for r in self.summary:
-            delta = "" if "delta_vs_random" not in r else f"{100 * r['delta_vs_random']:+.2f} ± {100 * r['delta_spread']:.2f}"
-            t.add_row(f"{r['keep']:.1f}", r["policy"], str(r["n_train"]),
-                      f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", delta)  # fmt: skip
+            delta = (
+                ""
+                if "delta_vs_random" not in r
+                else f"{100 * r['delta_vs_random']:+.2f} ± {100 * r['delta_spread']:.2f}"
+            )
+            t.add_row(
+                f"{r['keep']:.1f}",
+                r["policy"],
+                str(r["n_train"]),
+                f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}",
+                delta,
+            )
         return t
 
 
@@ -96,10 +107,19 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     say(f"embed {len(train_pos)} images with {cfg.encoder}")
     from selfprune.io.sources import Dataset
 
-    sub = Dataset(name=f"{train.name}-{len(train_pos)}", ids=train.ids[train_pos], items=train.take(train_pos),
-                  modality=train.modality, labels=train.labels[train_pos])  # fmt: skip
-    store = embed(sub, get_encoder(cfg.encoder), out / f"emb-{cfg.encoder}",
-                  progress=lambda d, t: say(f"embed with {cfg.encoder}", d, t))  # fmt: skip
+    sub = Dataset(
+        name=f"{train.name}-{len(train_pos)}",
+        ids=train.ids[train_pos],
+        items=train.take(train_pos),
+        modality=train.modality,
+        labels=train.labels[train_pos],
+    )
+    store = embed(
+        sub,
+        get_encoder(cfg.encoder),
+        out / f"emb-{cfg.encoder}",
+        progress=lambda d, t: say(f"embed with {cfg.encoder}", d, t),
+    )
     say("score prototypes")
     scores = prototypes(store, k=cfg.k, seeds=0, encoder=cfg.encoder)
     write_scores(out / "scores.parquet", scores.to_table(labels=sub.labels))
@@ -107,7 +127,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     x_train, y_train = sub.items, sub.labels
     pos_of = {v: i for i, v in enumerate(sub.ids.tolist())}
     trainer = get_trainer(cfg.trainer, **({} if cfg.trainer == "linear" else {"epochs": cfg.epochs}))
-    plan = [(keep, policy, seed) for keep in cfg.keeps for policy in (*cfg.policies, "random") for seed in range(cfg.seeds)]
+    plan = [
+        (keep, policy, seed) for keep in cfg.keeps for policy in (*cfg.policies, "random") for seed in range(cfg.seeds)
+    ]
     plan += [(1.0, "full", seed) for seed in range(cfg.seeds)]
     cache = out / "runs"
     rows = []
@@ -126,9 +148,17 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
             kept = select(scores, keep, policy=policy).ids
         pos = np.array([pos_of[i] for i in kept.tolist()])
         res = trainer(x_train[pos], y_train[pos], x_test, y_test, seed=seed)
-        row = {"metric": "random" if policy in ("random", "full") else "prototypes", "policy": policy,
-               "keep": keep, "seed": seed, "n_train": res.n_train, "test_accuracy": res.test_accuracy,
-               "encoder": cfg.encoder, "trainer": cfg.trainer, "epochs": res.epochs}  # fmt: skip
+        row = {
+            "metric": "random" if policy in ("random", "full") else "prototypes",
+            "policy": policy,
+            "keep": keep,
+            "seed": seed,
+            "n_train": res.n_train,
+            "test_accuracy": res.test_accuracy,
+            "encoder": cfg.encoder,
+            "trainer": cfg.trainer,
+            "epochs": res.epochs,
+        }
         write_json_atomic(cached, row)
         rows.append(row)
     say("report", len(plan), len(plan))
@@ -157,8 +187,14 @@ def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (keep, policy), rs in sorted(groups.items()):
         acc = np.array([r["test_accuracy"] for r in sorted(rs, key=lambda r: r["seed"])])
-        item = {"keep": keep, "policy": policy, "n_train": rs[0]["n_train"], "mean": float(acc.mean()),
-                "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "seeds": len(acc)}  # fmt: skip
+        item = {
+            "keep": keep,
+            "policy": policy,
+            "n_train": rs[0]["n_train"],
+            "mean": float(acc.mean()),
+            "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "seeds": len(acc),
+        }
         base = groups.get((keep, "random"))
         if policy != "random" and policy != "full" and base:
             b = np.array([r["test_accuracy"] for r in sorted(base, key=lambda r: r["seed"])])
@@ -179,8 +215,9 @@ def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) ->
 
     with atomic_path(out / "results.parquet") as tmp:
         pq.write_table(pa.Table.from_pylist(rows), tmp)
-    write_json_atomic(out / "results.json", {"config": dataclasses.asdict(cfg), "runs": rows,
-                                             "summary": summary, "seconds": seconds})  # fmt: skip
+    write_json_atomic(
+        out / "results.json", {"config": dataclasses.asdict(cfg), "runs": rows, "summary": summary, "seconds": seconds}
+    )
     plot_accuracy_vs_keep(summary, out / "accuracy.png", title=f"{cfg.data}: prototypes ({cfg.encoder}) vs random")
     lines = [
         f"# selfprune demo: {cfg.data}",
@@ -193,8 +230,13 @@ def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) ->
         "|---:|---|---:|---:|---:|",
     ]
     for r in summary:
-        delta = "" if "delta_vs_random" not in r else f"{100 * r['delta_vs_random']:+.2f} ± {100 * r['delta_spread']:.2f}"
-        lines.append(f"| {r['keep']:.1f} | {r['policy']} | {r['n_train']} | {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {delta} |")
+        delta = (
+            "" if "delta_vs_random" not in r else f"{100 * r['delta_vs_random']:+.2f} ± {100 * r['delta_spread']:.2f}"
+        )
+        lines.append(
+            f"| {r['keep']:.1f} | {r['policy']} | {r['n_train']} "
+            f"| {100 * r['mean']:.2f} ± {100 * r['std']:.2f} | {delta} |"
+        )
     lines += ["", "![accuracy vs keep](accuracy.png)", ""]
     report = out / "report.md"
     write_text_atomic(report, "\n".join(lines))

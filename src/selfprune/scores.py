@@ -119,9 +119,7 @@ class ScoreTable(Mapping[str, Scores]):
         try:
             return self._scores[name]
         except KeyError:
-            raise KeyError(
-                f"no score column {name!r}; columns are {sorted(self._scores)}"
-            ) from None
+            raise KeyError(f"no score column {name!r}; columns are {sorted(self._scores)}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._scores)
@@ -140,9 +138,7 @@ class ScoreTable(Mapping[str, Scores]):
     def with_scores(self, *scores: Scores) -> ScoreTable:
         """A new table with the given Scores added or replaced (aligned by id)."""
         current = [s for k, s in self._scores.items() if k not in {x.name for x in scores}]
-        return ScoreTable.from_scores([*current, *scores], labels=None)._with_labels(
-            self.ids, self.labels
-        )
+        return ScoreTable.from_scores([*current, *scores], labels=None)._with_labels(self.ids, self.labels)
 
     def _with_labels(self, ids, labels) -> ScoreTable:
         if labels is not None:

@@ -95,8 +95,13 @@ def select(
         chosen = np.concatenate(
             [_choose(values, pool[y[pool] == c], q, policy, strata, rng) for c, q in zip(classes, quotas, strict=True)]
         )
-    details: dict[str, Any] = {"keep": m, "cutoff": cutoff, "n_cut": n_cut, "balance_classes": balance_classes,
-                               "score": scores.name}  # fmt: skip
+    details: dict[str, Any] = {
+        "keep": m,
+        "cutoff": cutoff,
+        "n_cut": n_cut,
+        "balance_classes": balance_classes,
+        "score": scores.name,
+    }
     if policy == "stratified":
         details["strata"] = strata
     if isinstance(seed, int):

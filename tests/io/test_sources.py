@@ -51,8 +51,9 @@ def test_npy_npz_and_parquet(tmp_path):
     np.savez(tmp_path / "x.npz", X=x, y=[0, 1, 0, 1, 1], ids=[10, 11, 12, 13, 14])
     d = load_source(tmp_path / "x.npz")
     assert d.labels.tolist() == [0, 1, 0, 1, 1] and d.ids[0] == 10
-    pq.write_table(pa.table({"id": ["a", "b", "c", "d", "e"], "emb": list(x), "label": [1, 0, 1, 0, 0]}),
-                   tmp_path / "x.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({"id": ["a", "b", "c", "d", "e"], "emb": list(x), "label": [1, 0, 1, 0, 0]}), tmp_path / "x.parquet"
+    )
     d = load_source(tmp_path / "x.parquet")
     np.testing.assert_allclose(d.items, x)
     assert d.ids.tolist() == ["a", "b", "c", "d", "e"]

@@ -8,8 +8,16 @@ from selfprune.io.store import EmbeddingStore, load_embeddings, open_embeddings
 
 
 def _make(tmp_path, x, chunk_rows=4, **kw):
-    store = EmbeddingStore.create(tmp_path / "s", ids=np.arange(len(x)), dim=x.shape[1], encoder="given",
-                                  params={"a": 1}, source={"name": "t"}, chunk_rows=chunk_rows, **kw)  # fmt: skip
+    store = EmbeddingStore.create(
+        tmp_path / "s",
+        ids=np.arange(len(x)),
+        dim=x.shape[1],
+        encoder="given",
+        params={"a": 1},
+        source={"name": "t"},
+        chunk_rows=chunk_rows,
+        **kw,
+    )
     for i in range(store.n_chunks):
         lo, hi = store.chunk_bounds(i)
         store.write_chunk(i, x[lo:hi])
@@ -27,8 +35,9 @@ def test_roundtrip_and_random_access(tmp_path):
 
 
 def test_incomplete_store_refuses_to_stream(tmp_path):
-    store = EmbeddingStore.create(tmp_path / "s", ids=np.arange(10), dim=2, encoder="e", params={},
-                                  source={}, chunk_rows=4)  # fmt: skip
+    store = EmbeddingStore.create(
+        tmp_path / "s", ids=np.arange(10), dim=2, encoder="e", params={}, source={}, chunk_rows=4
+    )
     store.write_chunk(0, np.ones((4, 2)))
     assert store.missing_chunks() == [1, 2]
     with pytest.raises(StoreError, match="incomplete .2 chunk"):

@@ -46,8 +46,15 @@ def test_chunk_size_does_not_change_scores(tmp_path_factory, clustered, chunk_ro
     from selfprune.io.store import EmbeddingStore
 
     folder = tmp_path_factory.mktemp("store")
-    store = EmbeddingStore.create(folder / "s", ids=np.arange(len(clustered)), dim=16, encoder="given",
-                                  params={}, source={}, chunk_rows=chunk_rows)  # fmt: skip
+    store = EmbeddingStore.create(
+        folder / "s",
+        ids=np.arange(len(clustered)),
+        dim=16,
+        encoder="given",
+        params={},
+        source={},
+        chunk_rows=chunk_rows,
+    )
     for i in range(store.n_chunks):
         lo, hi = store.chunk_bounds(i)
         store.write_chunk(i, clustered[lo:hi])
@@ -71,8 +78,9 @@ def test_class_prototypes_permutation_equivariant(perm):
 def test_store_path_equals_array_path(tmp_path, clustered):
     from selfprune.io.store import EmbeddingStore
 
-    store = EmbeddingStore.create(tmp_path / "s", ids=np.arange(len(clustered)), dim=16, encoder="given",
-                                  params={}, source={}, chunk_rows=50)  # fmt: skip
+    store = EmbeddingStore.create(
+        tmp_path / "s", ids=np.arange(len(clustered)), dim=16, encoder="given", params={}, source={}, chunk_rows=50
+    )
     for i in range(store.n_chunks):
         lo, hi = store.chunk_bounds(i)
         store.write_chunk(i, clustered[lo:hi])

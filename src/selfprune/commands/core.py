@@ -18,8 +18,14 @@ def _progress():
 
     from selfprune.cli import console
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console, transient=False)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def _parse_keep(text: str) -> float | int:
@@ -53,9 +59,13 @@ def register(app: typer.Typer) -> None:
     def embed(
         data: Annotated[str, typer.Option(help="built-in name (fashion-mnist, digits) or a path")],
         out: Annotated[Path, typer.Option(help="store folder to write (resumed if it holds this run)")],
-        encoder: Annotated[str, typer.Option(help="pixels, efficientnet-lite0, contrastive, wordllama, minilm")] = "pixels",
+        encoder: Annotated[
+            str, typer.Option(help="pixels, efficientnet-lite0, contrastive, wordllama, minilm")
+        ] = "pixels",
         split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
-        setting: Annotated[list[str] | None, typer.Option("--set", help="encoder setting key=value, repeatable")] = None,
+        setting: Annotated[
+            list[str] | None, typer.Option("--set", help="encoder setting key=value, repeatable")
+        ] = None,
         chunk_rows: Annotated[int, typer.Option(help="rows per stored chunk")] = 8192,
         batch_size: Annotated[int, typer.Option(help="rows per encoder call")] = 512,
         seed: Annotated[int, typer.Option(help="seed for encoders that learn")] = 0,
@@ -72,8 +82,15 @@ def register(app: typer.Typer) -> None:
         enc = get_encoder(encoder, **_encoder_settings(setting))
         with _progress() as bar:
             task = bar.add_task(f"embed {dataset.name} with {encoder}", total=len(dataset))
-            store = run_embed(dataset, enc, out, chunk_rows=chunk_rows, batch_size=batch_size, seed=seed,
-                              progress=lambda done, total: bar.update(task, completed=done))  # fmt: skip
+            store = run_embed(
+                dataset,
+                enc,
+                out,
+                chunk_rows=chunk_rows,
+                batch_size=batch_size,
+                seed=seed,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
         stdout.print(f"wrote {len(store)} x {store.dim} embeddings ({encoder}) to {out}")
 
     @app.command()
@@ -118,8 +135,10 @@ def register(app: typer.Typer) -> None:
             table = read_scores(out).with_scores(s)
         write_scores(out, table)
         v = s.values
-        stdout.print(f"wrote {s.name} for {len(s)} examples to {out} (min {v.min():.4f}, median "
-                     f"{np.median(v):.4f}, max {v.max():.4f})")  # fmt: skip
+        stdout.print(
+            f"wrote {s.name} for {len(s)} examples to {out} (min {v.min():.4f}, median "
+            f"{np.median(v):.4f}, max {v.max():.4f})"
+        )
 
     @app.command("select")
     def select_cmd(
@@ -127,13 +146,20 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="kept ids Parquet (a .txt twin is written beside it)")],
         keep: Annotated[str, typer.Option(help="fraction in (0, 1] or a count")],
         column: Annotated[str | None, typer.Option(help="score column (default: the only one)")] = None,
-        policy: Annotated[str, typer.Option(help="hard, easy, random, stratified, auto (pilot runs; needs --data) or d2 (needs --embeddings)")] = "hard",
+        policy: Annotated[
+            str,
+            typer.Option(
+                help="hard, easy, random, stratified, auto (pilot runs; needs --data) or d2 (needs --embeddings)"
+            ),
+        ] = "hard",
         balance_classes: Annotated[bool, typer.Option(help="each class keeps its share (needs labels)")] = False,
         cutoff: Annotated[float, typer.Option(help="first drop the hardest fraction (label noise)")] = 0.0,
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
         labels: Annotated[Path | None, typer.Option(help="labels .npy aligned with the score rows")] = None,
         seed: Annotated[int, typer.Option(help="seed for random and stratified")] = 0,
-        data: Annotated[str | None, typer.Option(help="labelled data for --policy auto pilots (built-in or path)")] = None,
+        data: Annotated[
+            str | None, typer.Option(help="labelled data for --policy auto pilots (built-in or path)")
+        ] = None,
         pilot_trainer: Annotated[str, typer.Option(help="trainer for --policy auto pilots")] = "linear",
         pilot_seeds: Annotated[int, typer.Option(help="seeds for --policy auto pilots")] = 2,
         embeddings: Annotated[Path | None, typer.Option(help="embeddings for --policy d2")] = None,
@@ -156,15 +182,24 @@ def register(app: typer.Typer) -> None:
         keep_value = _parse_keep(keep)
         decision = None
         if policy == "auto":
-            decision = _decide_auto(s, keep_value, data, pilot_trainer, pilot_seeds, seed, cutoff,
-                                    balance_classes, strata)  # fmt: skip
+            decision = _decide_auto(
+                s, keep_value, data, pilot_trainer, pilot_seeds, seed, cutoff, balance_classes, strata
+            )
             stdout.print(f"auto policy, {decision.reason}")
             policy = decision.policy
         if policy == "d2":
             sel = _select_d2(s, keep_value, embeddings, neighbours, seed)
         else:
-            sel = select(s, keep_value, policy=policy, labels=lab, balance_classes=balance_classes,
-                         cutoff=cutoff, strata=strata, seed=seed)  # fmt: skip
+            sel = select(
+                s,
+                keep_value,
+                policy=policy,
+                labels=lab,
+                balance_classes=balance_classes,
+                cutoff=cutoff,
+                strata=strata,
+                seed=seed,
+            )
         summary = summarize(s, sel, lab)
         if decision is not None:
             summary["auto"] = decision.to_dict()
@@ -191,9 +226,19 @@ def register(app: typer.Typer) -> None:
         if ds.labels is None:
             raise InvalidInputError(f"select: --policy auto needs labels; {data} has none")
         items = ds.items if isinstance(ds.items, np.ndarray) else ds.take(np.arange(len(ds)))
-        return decide_policy(s, keep_value, x=items, y=ds.labels, x_ids=ds.ids, trainer=trainer,
-                             seeds=tuple(range(n_seeds)), seed=seed, cutoff=cutoff,
-                             balance_classes=balance_classes, strata=strata)  # fmt: skip
+        return decide_policy(
+            s,
+            keep_value,
+            x=items,
+            y=ds.labels,
+            x_ids=ds.ids,
+            trainer=trainer,
+            seeds=tuple(range(n_seeds)),
+            seed=seed,
+            cutoff=cutoff,
+            balance_classes=balance_classes,
+            strata=strata,
+        )
 
     def _select_d2(s, keep_value, embeddings, neighbours, seed):
         from selfprune.d2 import d2_select
@@ -204,14 +249,20 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError("select: --policy d2 needs --embeddings")
         ids, x = load_embeddings(embeddings)
         kept = d2_select(s, x, keep_value, k=neighbours, ids=ids, seed=seed)
-        return Selection(ids=kept, policy="d2", n_total=len(s), details={"keep": len(kept), "k": neighbours, "seed": seed})
+        return Selection(
+            ids=kept, policy="d2", n_total=len(s), details={"keep": len(kept), "k": neighbours, "seed": seed}
+        )
 
     @app.command()
     def demo(
         out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
         quick: Annotated[bool, typer.Option(help="a small version that finishes in about 2 minutes")] = False,
-        encoder: Annotated[str | None, typer.Option(help="encoder (default efficientnet-lite0; pixels with --quick)")] = None,
-        trainer: Annotated[str | None, typer.Option(help="fixed classifier (default small-cnn; mlp with --quick)")] = None,
+        encoder: Annotated[
+            str | None, typer.Option(help="encoder (default efficientnet-lite0; pixels with --quick)")
+        ] = None,
+        trainer: Annotated[
+            str | None, typer.Option(help="fixed classifier (default small-cnn; mlp with --quick)")
+        ] = None,
         seeds: Annotated[int, typer.Option(help="training seeds per subset")] = 2,
     ) -> None:
         """Fashion-MNIST end to end: embed, score, select, train vs random; table, plot, report."""

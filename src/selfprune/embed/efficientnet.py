@@ -67,7 +67,9 @@ class EfficientNetLite0Encoder:
                 x = np.repeat(x, 3, axis=1)
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         if t.shape[-1] != self.image_size or t.shape[-2] != self.image_size:
-            t = torch.nn.functional.interpolate(t, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+            t = torch.nn.functional.interpolate(
+                t, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
         t = (t - 127.0) / 128.0
         net = self._model()
         old = torch.get_num_threads()

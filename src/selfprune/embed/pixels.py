@@ -42,9 +42,7 @@ class PixelPCAEncoder:
 
         x = self._flat(sample)
         if self.dim > min(x.shape):
-            raise InvalidInputError(
-                f"pixels encoder: dim={self.dim} exceeds min(samples, features)={min(x.shape)}"
-            )
+            raise InvalidInputError(f"pixels encoder: dim={self.dim} exceeds min(samples, features)={min(x.shape)}")
         pca = PCA(n_components=self.dim, svd_solver="covariance_eigh", random_state=seed).fit(x)
         self._mean = pca.mean_.astype(np.float32)
         self._components = pca.components_.astype(np.float32)

@@ -36,9 +36,7 @@ def embed(
     check_int(batch_size, caller="embed", name="batch_size", low=1)
     if len(dataset) == 0:
         raise InvalidInputError("embed: the data set is empty")
-    if encoder.modality != dataset.modality and not (
-        encoder.name == "pixels" and dataset.modality == "features"
-    ):
+    if encoder.modality != dataset.modality and not (encoder.name == "pixels" and dataset.modality == "features"):
         raise InvalidInputError(
             f"embed: encoder {encoder.name!r} takes {encoder.modality} data, {dataset.name!r} is {dataset.modality}"
         )

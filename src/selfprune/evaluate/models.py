@@ -28,21 +28,23 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, *, se
         if name == "linear":
             model = nn.Sequential(nn.Flatten(), nn.Linear(flat, num_classes))
         elif name == "mlp":
-            model = nn.Sequential(
-                nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(), nn.Linear(256, num_classes)
-            )
+            model = nn.Sequential(nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(), nn.Linear(256, num_classes))
         else:
             if len(input_shape) != 3:
-                raise InvalidInputError(
-                    f"build_model: small-cnn needs image inputs (C, H, W), got shape {input_shape}"
-                )
+                raise InvalidInputError(f"build_model: small-cnn needs image inputs (C, H, W), got shape {input_shape}")
             c, h, w = input_shape
             model = nn.Sequential(
-                nn.Conv2d(c, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(),
+                nn.Conv2d(c, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(64 * (h // 4) * (w // 4), 128),
+                nn.ReLU(),
                 nn.Linear(128, num_classes),
-            )  # fmt: skip
+            )
     finally:
         torch.random.set_rng_state(gen_state)
     return model

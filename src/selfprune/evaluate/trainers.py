@@ -73,8 +73,9 @@ class TorchTrainer:
             acc = _torch_accuracy(net, as_model_input(xte), yte)
         finally:
             torch.set_num_threads(old_threads)
-        return TrainResult(acc, n, total / per_epoch, total, {"trainer": self.model, "lr": self.lr,
-                                                              "batch_size": self.batch_size})
+        return TrainResult(
+            acc, n, total / per_epoch, total, {"trainer": self.model, "lr": self.lr, "batch_size": self.batch_size}
+        )
 
 
 def _torch_accuracy(net, x: np.ndarray, y: np.ndarray, batch: int = 2048) -> float:

@@ -24,9 +24,17 @@ from selfprune.errors import DataSourceError, InvalidInputError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BUILTINS = ("fashion-mnist", "digits")
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +78,9 @@ class Dataset:
         import hashlib
 
         h = hashlib.sha256(f"{self.name}|{len(self)}|{self.modality}".encode())
-        h.update(np.ascontiguousarray(self.ids).astype(str).tobytes() if self.ids.dtype.kind == "U" else self.ids.tobytes())
+        h.update(
+            np.ascontiguousarray(self.ids).astype(str).tobytes() if self.ids.dtype.kind == "U" else self.ids.tobytes()
+        )
         return h.hexdigest()[:16]
 
 
@@ -230,9 +240,13 @@ def parquet_vectors(path: Path, column: str | None = None) -> tuple[np.ndarray, 
     names = table.column_names
     ids = table.column("id").to_numpy() if "id" in names else None
     labels = table.column("label").to_numpy() if "label" in names else None
-    list_cols = [n for n in names if pa.types.is_list(table.schema.field(n).type)
-                 or pa.types.is_fixed_size_list(table.schema.field(n).type)
-                 or pa.types.is_large_list(table.schema.field(n).type)]  # fmt: skip
+    list_cols = [
+        n
+        for n in names
+        if pa.types.is_list(table.schema.field(n).type)
+        or pa.types.is_fixed_size_list(table.schema.field(n).type)
+        or pa.types.is_large_list(table.schema.field(n).type)
+    ]
     if column is not None:
         if column not in names:
             raise DataSourceError(f"{path}: no column {column!r}; columns are {names}")
@@ -247,8 +261,12 @@ def parquet_vectors(path: Path, column: str | None = None) -> tuple[np.ndarray, 
         flat = col.flatten().to_numpy(zero_copy_only=False)
         vectors = np.asarray(flat).reshape(len(col), -1)
     else:
-        numeric = [n for n in names if n not in ("id", "label")
-                   and (pa.types.is_floating(table.schema.field(n).type) or pa.types.is_integer(table.schema.field(n).type))]  # fmt: skip
+        numeric = [
+            n
+            for n in names
+            if n not in ("id", "label")
+            and (pa.types.is_floating(table.schema.field(n).type) or pa.types.is_integer(table.schema.field(n).type))
+        ]
         if not numeric:
             raise DataSourceError(f"{path}: no list column and no numeric feature columns")
         vectors = np.column_stack([table.column(n).to_numpy() for n in numeric])
@@ -282,7 +300,11 @@ def _jsonl(path: Path, *, text_field: str) -> Dataset:
         raise DataSourceError(f"{path}: 'label' is present on some rows but not all")
     try:
         id_arr = check_ids(np.asarray(ids), len(texts), caller=f"load_source({path.name})")
-        lab_arr = check_labels(np.asarray(labels), len(texts), caller=f"load_source({path.name})") if all(has_labels) else None
+        lab_arr = (
+            check_labels(np.asarray(labels), len(texts), caller=f"load_source({path.name})")
+            if all(has_labels)
+            else None
+        )
     except InvalidInputError as exc:
         raise DataSourceError(str(exc)) from exc
     return Dataset(name=path.stem, ids=id_arr, items=texts, modality="text", labels=lab_arr)

@@ -89,7 +89,9 @@ class EmbeddingStore:
             store = cls(path)
             old = {k: store.manifest.get(k) for k in header}
             if json.loads(json.dumps(old)) != json.loads(json.dumps(header, default=str)):
-                diff = sorted(k for k in header if json.dumps(old[k], default=str) != json.dumps(header[k], default=str))
+                diff = sorted(
+                    k for k in header if json.dumps(old[k], default=str) != json.dumps(header[k], default=str)
+                )
                 raise StoreError(
                     f"{path} holds a different embedding run (differs in {', '.join(diff)}); "
                     "choose another --out or delete it"

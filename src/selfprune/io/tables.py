@@ -43,9 +43,7 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
     for name in table.column_names:
         if name in RESERVED_COLUMNS:
             continue
-        if pa.types.is_floating(table.schema.field(name).type) or pa.types.is_integer(
-            table.schema.field(name).type
-        ):
+        if pa.types.is_floating(table.schema.field(name).type) or pa.types.is_integer(table.schema.field(name).type):
             col = table.column(name)
             if col.null_count:
                 raise DataSourceError(f"{path}: column {name!r} has {col.null_count} missing values")

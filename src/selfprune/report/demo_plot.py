@@ -18,8 +18,15 @@ def plot_accuracy_vs_keep(summary: list[dict[str, Any]], path: Path, *, title: s
     policies = sorted({r["policy"] for r in summary if r["policy"] != "full"})
     for policy in policies:
         rs = sorted((r for r in summary if r["policy"] == policy), key=lambda r: r["keep"])
-        ax.errorbar([r["keep"] for r in rs], [100 * r["mean"] for r in rs], yerr=[100 * r["std"] for r in rs],
-                    marker="o", capsize=3, label=policy, linestyle="--" if policy == "random" else "-")  # fmt: skip
+        ax.errorbar(
+            [r["keep"] for r in rs],
+            [100 * r["mean"] for r in rs],
+            yerr=[100 * r["std"] for r in rs],
+            marker="o",
+            capsize=3,
+            label=policy,
+            linestyle="--" if policy == "random" else "-",
+        )
     full = [r for r in summary if r["policy"] == "full"]
     if full:
         ax.axhline(100 * full[0]["mean"], color="grey", linewidth=0.8, label="all data")
