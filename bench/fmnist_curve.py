@@ -38,9 +38,7 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def embedding_scores(
-    images: np.ndarray, ids: np.ndarray, encoder: str, k: int, out: Path
-) -> Scores:
+def embedding_scores(images: np.ndarray, ids: np.ndarray, encoder: str, k: int, out: Path) -> Scores:
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
     from selfprune.io.sources import Dataset
@@ -48,9 +46,7 @@ def embedding_scores(
     ds = Dataset(name=f"fmnist-subset-{len(ids)}", ids=ids, items=images, modality="image")
     store = embed(ds, get_encoder(encoder), out / f"emb-{encoder}")
     s = prototypes(store, k=k, ids=store.ids, seeds=0, encoder=encoder)
-    return Scores(
-        s.ids, s.values, f"prototypes-{'pixels' if encoder == 'pixels' else 'effnet'}", s.meta
-    )
+    return Scores(s.ids, s.values, f"prototypes-{'pixels' if encoder == 'pixels' else 'effnet'}", s.meta)
 
 
 def dynamics_score_list(images, labels, ids, epochs: int, seeds: int) -> list[Scores]:
@@ -64,11 +60,7 @@ def dynamics_score_list(images, labels, ids, epochs: int, seeds: int) -> list[Sc
 
     from selfprune.dynamics.train import proxy_dynamics
 
-    grand_off = (
-        "none"
-        if isinstance(inspect.signature(proxy_dynamics).parameters["grand"].default, str)
-        else False
-    )
+    grand_off = "none" if isinstance(inspect.signature(proxy_dynamics).parameters["grand"].default, str) else False
     res = proxy_dynamics(
         images,
         labels,
@@ -85,16 +77,12 @@ def dynamics_score_list(images, labels, ids, epochs: int, seeds: int) -> list[Sc
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--subset", type=int, default=6000, help="training examples (stratified); 60000 = all"
-    )
+    ap.add_argument("--subset", type=int, default=6000, help="training examples (stratified); 60000 = all")
     ap.add_argument("--test-subset", type=int, default=5000, help="test examples; 10000 = all")
     ap.add_argument("--keep", default="0.1,0.5,1.0")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument(
-        "--steps", type=int, default=None, help="equal optimisation steps instead of epochs"
-    )
+    ap.add_argument("--steps", type=int, default=None, help="equal optimisation steps instead of epochs")
     ap.add_argument("--trainer", default="small-cnn")
     ap.add_argument("--policies", default="hard,easy,auto")
     ap.add_argument("--encoders", default="pixels,efficientnet-lite0")
@@ -102,9 +90,7 @@ def main() -> None:
     ap.add_argument("--dynamics-epochs", type=int, default=4)
     ap.add_argument("--dynamics-seeds", type=int, default=2)
     ap.add_argument("--metrics", default=None, help="keep only these score names (comma-separated)")
-    ap.add_argument(
-        "--threads", type=int, default=1, help="BLAS and torch threads per training run"
-    )
+    ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per training run")
     ap.add_argument("--out", default="runs/bench/fmnist_curve")
     args = ap.parse_args()
     # oversubscribed BLAS threads make a 0.3 s logistic regression take seconds on a busy machine
@@ -117,16 +103,10 @@ def main() -> None:
     out = Path(args.out)
     t0 = time.perf_counter()
     train, test = load_source("fashion-mnist"), load_source("fashion-mnist", split="test")
-    pos = (
-        np.arange(len(train))
-        if args.subset >= len(train)
-        else stratified_subset(train.labels, args.subset, 0)
-    )
+    pos = np.arange(len(train)) if args.subset >= len(train) else stratified_subset(train.labels, args.subset, 0)
     x, y, ids = train.items[pos], train.labels[pos], train.ids[pos]
     tpos = (
-        np.arange(len(test))
-        if args.test_subset >= len(test)
-        else stratified_subset(test.labels, args.test_subset, 1)
+        np.arange(len(test)) if args.test_subset >= len(test) else stratified_subset(test.labels, args.test_subset, 1)
     )
     xt, yt = test.items[tpos], test.labels[tpos]
 
@@ -205,9 +185,7 @@ def main() -> None:
                 "chosen": chosen,
             }
         )
-        print(
-            f"{m:<18}{p:<8}{k:>6.2f}{rs[0]['n_train']:>7}{100 * a.mean():>9.2f}{100 * a.std():>7.2f}{chosen:>12}"
-        )
+        print(f"{m:<18}{p:<8}{k:>6.2f}{rs[0]['n_train']:>7}{100 * a.mean():>9.2f}{100 * a.std():>7.2f}{chosen:>12}")
     print()
     for s in analysis.statements.values():
         print(s)
@@ -217,7 +195,8 @@ def main() -> None:
         print(" ", g)
     timings["total"] = time.perf_counter() - t0
     print(
-        f"\ntimings (s): { {k: round(v, 1) for k, v in timings.items()} }; trained {curve.trained}, reused {curve.reused}"
+        f"\ntimings (s): { {k: round(v, 1) for k, v in timings.items()} }; "
+        f"trained {curve.trained}, reused {curve.reused}"
     )
     write_json_atomic(
         Path("bench/results/fmnist_curve.json"),
@@ -261,9 +240,10 @@ def goal_check(table: list[dict], decisions: list[dict]) -> list[str]:
         for r in rows:
             if r["policy"] == "auto" and k == 0.1:
                 worse = max(r["acc"]) < min(rand["acc"])
+                verdict = "WORSE than random beyond spread" if worse else "not worse than random"
                 out.append(
                     f"keep 0.1 auto ({r['metric']}, chose {r['chosen']}): {100 * r['acc_mean']:.2f}% vs random "
-                    f"{100 * rand['acc_mean']:.2f}% -> {'WORSE than random beyond spread' if worse else 'not worse than random'}"
+                    f"{100 * rand['acc_mean']:.2f}% -> {verdict}"
                 )
     return out
 

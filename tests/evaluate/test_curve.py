@@ -144,16 +144,10 @@ def test_trainer_identity_separates_cache(data, tmp_path):
     a = Counting()
     _run(data, a, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"])
     b = Counting()
-    _run(
-        data, b, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"], trainer_key="v2"
-    )
+    _run(data, b, cache=tmp_path, keep=(0.5,), policies=("hard",), metrics=["dist"], trainer_key="v2")
     assert a.calls == b.calls > 0
-    assert trainer_identity("small-cnn", {"epochs": 3}) != trainer_identity(
-        "small-cnn", {"epochs": 4}
-    )
-    assert trainer_identity("small-cnn", {"epochs": 3}) == trainer_identity(
-        "small-cnn", {"epochs": 3}
-    )
+    assert trainer_identity("small-cnn", {"epochs": 3}) != trainer_identity("small-cnn", {"epochs": 4})
+    assert trainer_identity("small-cnn", {"epochs": 3}) == trainer_identity("small-cnn", {"epochs": 3})
 
 
 def test_planted_score_ordering_shows_in_the_curve(data):

@@ -109,9 +109,7 @@ def test_claim_only_where_separated():
         {0.1: [0.75, 0.76, 0.77], 0.3: [0.85, 0.86, 0.87], 1.0: [0.95, 0.95, 0.95]},
     )
     cs = {c.keep: c for c in compare_to_random(rows, "m", "hard")}
-    assert (
-        cs[0.1].verdict == "below" and cs[0.3].verdict == "above" and cs[1.0].verdict == "overlap"
-    )
+    assert cs[0.1].verdict == "below" and cs[0.3].verdict == "above" and cs[1.0].verdict == "overlap"
     assert cs[0.3].diff == pytest.approx(0.05)
     st = analyze_curve(rows, bootstrap=0).statements["m/hard"]
     assert "beats random beyond the seed spread) at n=300 (+5.0 pts)" in st
@@ -126,11 +124,7 @@ def test_one_seed_makes_no_claim():
 
 
 def test_analysis_without_random_and_to_dict():
-    rows = [
-        r
-        for r in _rows({0.1: [0.8, 0.81], 0.3: [0.9, 0.9], 1.0: [0.95, 0.95]}, {})
-        if r["metric"] == "m"
-    ]
+    rows = [r for r in _rows({0.1: [0.8, 0.81], 0.3: [0.9, 0.9], 1.0: [0.95, 0.95]}, {}) if r["metric"] == "m"]
     a = analyze_curve(rows, bootstrap=0)
     assert "no random baseline" in a.statements["m/hard"]
     d = a.to_dict()

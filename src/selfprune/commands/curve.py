@@ -27,9 +27,7 @@ def _parse_keeps(text: str) -> list[float | int]:
         try:
             v = float(t)
         except ValueError:
-            raise InvalidInputError(
-                f"curve: --keep takes fractions in (0, 1] or counts, got {t!r}"
-            ) from None
+            raise InvalidInputError(f"curve: --keep takes fractions in (0, 1] or counts, got {t!r}") from None
         out.append(int(v) if v > 1 and v.is_integer() else v)
     return out
 
@@ -40,9 +38,7 @@ def _arrays(dataset, caller: str):
             f"{caller}: {dataset.name} is text; embed it first and pass the embeddings (.npz/.parquet)"
         )
     if dataset.labels is None:
-        raise InvalidInputError(
-            f"{caller}: {dataset.name} has no labels; a curve needs labelled data"
-        )
+        raise InvalidInputError(f"{caller}: {dataset.name} has no labels; a curve needs labelled data")
     x = (
         dataset.items
         if isinstance(dataset.items, np.ndarray) and dataset.reader is None
@@ -51,28 +47,18 @@ def _arrays(dataset, caller: str):
     return np.asarray(x), dataset.labels, dataset.ids
 
 
-def _trainer_settings(
-    trainer: str, epochs: int | None, steps: int | None, threads: int | None
-) -> dict:
+def _trainer_settings(trainer: str, epochs: int | None, steps: int | None, threads: int | None) -> dict:
     if trainer in TORCH_TRAINERS:
-        out: dict = (
-            {"steps": steps}
-            if steps is not None
-            else {"epochs": epochs if epochs is not None else 10}
-        )
+        out: dict = {"steps": steps} if steps is not None else {"epochs": epochs if epochs is not None else 10}
         if threads is not None:
             out["threads"] = threads
         return out
     if threads is not None:
-        raise InvalidInputError(
-            f"curve: --threads applies to {TORCH_TRAINERS}, not to trainer {trainer!r}"
-        )
+        raise InvalidInputError(f"curve: --threads applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
     if epochs is not None:
         raise InvalidInputError(f"curve: --epochs applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
     if steps is not None:
-        raise InvalidInputError(
-            f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}"
-        )
+        raise InvalidInputError(f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
     return {}
 
 
@@ -81,54 +67,32 @@ def register(app: typer.Typer) -> None:
     def curve(
         data: Annotated[
             str,
-            typer.Option(
-                help="built-in (fashion-mnist, digits) or a labelled .npz/.parquet/folder"
-            ),
+            typer.Option(help="built-in (fashion-mnist, digits) or a labelled .npz/.parquet/folder"),
         ],
         out: Annotated[
             Path,
             typer.Option(help="folder for curve.parquet, curve.json, curve.png, fit.json, cache/"),
         ],
-        scores: Annotated[
-            Path | None, typer.Option(help="score Parquet; without it only random is run")
-        ] = None,
+        scores: Annotated[Path | None, typer.Option(help="score Parquet; without it only random is run")] = None,
         test_data: Annotated[
             str | None, typer.Option(help="held-out labelled set (built-ins use their test split)")
         ] = None,
-        metrics: Annotated[
-            str | None, typer.Option(help="comma-separated score columns (default: all)")
-        ] = None,
-        policies: Annotated[
-            str, typer.Option(help="comma-separated: hard, easy, stratified, auto")
-        ] = "hard,easy",
+        metrics: Annotated[str | None, typer.Option(help="comma-separated score columns (default: all)")] = None,
+        policies: Annotated[str, typer.Option(help="comma-separated: hard, easy, stratified, auto")] = "hard,easy",
         keep: Annotated[
             str, typer.Option(help="comma-separated fractions (or counts) to keep")
         ] = "0.1,0.2,0.3,0.5,0.7,1.0",
         seeds: Annotated[int, typer.Option(help="seeds per point (0..seeds-1)")] = 3,
         trainer: Annotated[str, typer.Option(help="linear, mlp or small-cnn")] = "linear",
-        epochs: Annotated[
-            int | None, typer.Option(help="epochs per run (mlp, small-cnn; default 10)")
-        ] = None,
-        steps: Annotated[
-            int | None, typer.Option(help="equal optimisation steps per run instead of epochs")
-        ] = None,
-        cutoff: Annotated[
-            float, typer.Option(help="drop the hardest fraction first (label noise)")
-        ] = 0.0,
-        balance_classes: Annotated[
-            bool, typer.Option(help="give every class its share of the budget")
-        ] = False,
+        epochs: Annotated[int | None, typer.Option(help="epochs per run (mlp, small-cnn; default 10)")] = None,
+        steps: Annotated[int | None, typer.Option(help="equal optimisation steps per run instead of epochs")] = None,
+        cutoff: Annotated[float, typer.Option(help="drop the hardest fraction first (label noise)")] = 0.0,
+        balance_classes: Annotated[bool, typer.Option(help="give every class its share of the budget")] = False,
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
-        pilot_trainer: Annotated[
-            str, typer.Option(help="cheap trainer for the auto policy's pilots")
-        ] = "linear",
+        pilot_trainer: Annotated[str, typer.Option(help="cheap trainer for the auto policy's pilots")] = "linear",
         pilot_seeds: Annotated[int, typer.Option(help="pilot seeds for the auto policy")] = 2,
-        threads: Annotated[
-            int | None, typer.Option(help="torch threads per training run (mlp, small-cnn)")
-        ] = None,
-        bootstrap: Annotated[
-            int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")
-        ] = 200,
+        threads: Annotated[int | None, typer.Option(help="torch threads per training run (mlp, small-cnn)")] = None,
+        bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")] = 200,
     ) -> None:
         """Train a fixed recipe on pruned subsets and on random subsets of equal size; fit power laws."""
         from rich.progress import (
@@ -222,9 +186,7 @@ def register(app: typer.Typer) -> None:
             title=f"{train.name}: test error vs kept examples",
         )
 
-        t = Table(
-            title=f"{train.name}: test accuracy (%) over {seeds} seed(s), {trainer} {settings or ''}".strip()
-        )
+        t = Table(title=f"{train.name}: test accuracy (%) over {seeds} seed(s), {trainer} {settings or ''}".strip())
         for col in ("metric", "policy", "keep", "n", "mean", "± std", "min–max", "vs random"):
             t.add_column(col, justify="left" if col in ("metric", "policy") else "right")
         verdicts = {(name, c.keep): c for name, cs in analysis.comparisons.items() for c in cs}

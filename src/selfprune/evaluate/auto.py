@@ -44,9 +44,7 @@ class PolicyDecision:
         return {"policy": self.policy, "reason": self.reason, "pilot": self.pilot}
 
 
-def positions_of(
-    ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data"
-) -> np.ndarray:
+def positions_of(ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data") -> np.ndarray:
     """Positions in ``ids`` of each of ``wanted`` (all must be present)."""
     ids = np.asarray(ids)
     wanted = np.asarray(wanted)
@@ -77,13 +75,9 @@ def _resolve_trainer(trainer, settings: dict[str, Any] | None, *, caller: str) -
         return get_trainer(trainer, **dict(settings or {}))
     if callable(trainer):
         if settings:
-            raise InvalidInputError(
-                f"{caller}: trainer settings apply to named trainers only, not to a function"
-            )
+            raise InvalidInputError(f"{caller}: trainer settings apply to named trainers only, not to a function")
         return trainer
-    raise InvalidInputError(
-        f"{caller}: trainer must be a name or a callable, got {type(trainer).__name__}"
-    )
+    raise InvalidInputError(f"{caller}: trainer must be a name or a callable, got {type(trainer).__name__}")
 
 
 def _stats(acc: list[float]) -> dict[str, Any]:
@@ -138,35 +132,23 @@ def decide_policy(
     bad = [c for c in cands if c not in POLICIES or c == "random"]
     if not cands or bad:
         allowed = tuple(p for p in POLICIES if p != "random")
-        raise InvalidInputError(
-            f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}"
-        )
+        raise InvalidInputError(f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}")
     seeds = tuple(seeds)
-    if not seeds or any(
-        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds
-    ):
-        raise InvalidInputError(
-            f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}"
-        )
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
+        raise InvalidInputError(f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
     if not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
         raise InvalidInputError(f"{caller}: val_fraction must be in (0, 1), got {val_fraction!r}")
     x_arr = np.asarray(x)
     if x_ids is None:
         if len(x_arr) != n:
-            raise InvalidInputError(
-                f"{caller}: x has {len(x_arr)} rows for {n} scores; pass x_ids to align them"
-            )
+            raise InvalidInputError(f"{caller}: x has {len(x_arr)} rows for {n} scores; pass x_ids to align them")
         pos = np.arange(n)
     else:
         xid = check_ids(x_ids, len(x_arr), caller=caller)
         pos = positions_of(xid, scores.ids, caller=caller, what="x")
     y_arr = check_labels(y, len(x_arr), caller=caller)
     run = _resolve_trainer(trainer, trainer_settings, caller=caller)
-    trainer_name = (
-        trainer
-        if isinstance(trainer, str)
-        else getattr(trainer, "__name__", type(trainer).__name__)
-    )
+    trainer_name = trainer if isinstance(trainer, str) else getattr(trainer, "__name__", type(trainer).__name__)
 
     if m_full == n:
         return PolicyDecision(
@@ -180,9 +162,7 @@ def decide_policy(
             raise InvalidInputError(f"{caller}: y_val given without x_val")
         n_val = max(1, int(round(float(val_fraction) * n)))
         if n - n_val < 2:
-            raise InvalidInputError(
-                f"{caller}: {n} examples are too few to hold out a validation split"
-            )
+            raise InvalidInputError(f"{caller}: {n} examples are too few to hold out a validation split")
     else:
         if y_val is None:
             raise InvalidInputError(f"{caller}: x_val given without y_val")
@@ -204,9 +184,7 @@ def decide_policy(
             xv, yv = x_arr[pos[val_at]], y_arr[pos[val_at]]
         else:
             pool_at, xv, yv = np.arange(n), xv_fixed, yv_fixed
-        sub = Scores(
-            scores.ids[pool_at], scores.values[pool_at], scores.name, {"pilot_of": scores.name}
-        )
+        sub = Scores(scores.ids[pool_at], scores.values[pool_at], scores.name, {"pilot_of": scores.name})
         sub_pos = pos[pool_at]  # row of x for each pilot-pool example
         labels = y_arr[sub_pos] if balance_classes else None
         for policy in accs:
@@ -221,9 +199,7 @@ def decide_policy(
                 seed=int(s),
             )
             rows = sub_pos[positions_of(sub.ids, sel.ids, caller=caller)]
-            accs[policy].append(
-                float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy)
-            )
+            accs[policy].append(float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy))
     arms = {p: _stats(a) for p, a in accs.items()}
 
     best = max(cands, key=lambda p: (arms[p]["mean"], -cands.index(p)))
@@ -253,9 +229,7 @@ def _pct(arm: dict[str, Any]) -> str:
     return f"{100 * arm['mean']:.1f}% ± {100 * arm['std']:.1f}"
 
 
-def _reason(
-    best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str
-) -> str:
+def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str) -> str:
     others = ", ".join(f"{p} {_pct(arms[p])}" for p in (*cands, "random") if p != best)
     runner_up = max((p for p in cands if p != best), key=lambda p: arms[p]["mean"], default=None)
     if k < 2:

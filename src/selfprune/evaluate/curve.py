@@ -155,9 +155,7 @@ def array_digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def trainer_identity(
-    trainer, settings: Mapping[str, Any] | None = None, key: str | None = None
-) -> str:
+def trainer_identity(trainer, settings: Mapping[str, Any] | None = None, key: str | None = None) -> str:
     """A stable description of a trainer for cache keys.
 
     Named trainers: name and settings. Dataclass trainers (the built-ins' types): their repr.
@@ -166,9 +164,7 @@ def trainer_identity(
     if key is not None:
         return f"key:{key}"
     if isinstance(trainer, str):
-        return (
-            f"name:{trainer}:{json.dumps(dict(settings or {}), sort_keys=True, default=_jsonable)}"
-        )
+        return f"name:{trainer}:{json.dumps(dict(settings or {}), sort_keys=True, default=_jsonable)}"
     if dataclasses.is_dataclass(trainer) and not isinstance(trainer, type):
         return f"dataclass:{type(trainer).__module__}.{trainer!r}"
     fn = getattr(trainer, "__qualname__", None) or type(trainer).__qualname__
@@ -232,9 +228,7 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
         names = list(metrics) if metrics is not None else list(scores)
         unknown = [m for m in names if m not in scores]
         if unknown:
-            raise InvalidInputError(
-                f"scaling_curve: metrics {unknown} not among scores {sorted(scores)}"
-            )
+            raise InvalidInputError(f"scaling_curve: metrics {unknown} not among scores {sorted(scores)}")
         return _check_score_names([scores[k] for k in names])
     elif isinstance(scores, Sequence) and all(isinstance(s, Scores) for s in scores):
         items = list(scores)
@@ -246,9 +240,7 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
         by_name = {s.name: s for s in items}
         unknown = [m for m in metrics if m not in by_name]
         if unknown:
-            raise InvalidInputError(
-                f"scaling_curve: metrics {unknown} not among scores {sorted(by_name)}"
-            )
+            raise InvalidInputError(f"scaling_curve: metrics {unknown} not among scores {sorted(by_name)}")
         items = [by_name[m] for m in metrics]
     return _check_score_names(items)
 
@@ -256,37 +248,27 @@ def _as_score_list(scores, metrics: Sequence[str] | None) -> list[Scores]:
 def _check_score_names(items: list[Scores]) -> list[Scores]:
     names = [s.name for s in items]
     if "random" in names:
-        raise InvalidInputError(
-            "scaling_curve: 'random' is the built-in baseline; rename that score column"
-        )
+        raise InvalidInputError("scaling_curve: 'random' is the built-in baseline; rename that score column")
     if len(set(names)) != len(names):
         raise InvalidInputError(f"scaling_curve: metric names must be unique, got {names}")
     if items:
         base = np.sort(items[0].ids)
         for s in items[1:]:
             if len(s) != len(base) or not np.array_equal(np.sort(s.ids), base):
-                raise InvalidInputError(
-                    f"scaling_curve: {s.name!r} covers different ids than {items[0].name!r}"
-                )
+                raise InvalidInputError(f"scaling_curve: {s.name!r} covers different ids than {items[0].name!r}")
     return items
 
 
 def _seeds(seeds) -> tuple[int, ...]:
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise InvalidInputError(
-                f"scaling_curve: seeds must be >= 1 (a count) or a list, got {seeds}"
-            )
+            raise InvalidInputError(f"scaling_curve: seeds must be >= 1 (a count) or a list, got {seeds}")
         return tuple(range(int(seeds)))
     try:
         out = tuple(seeds)
     except TypeError:
-        raise InvalidInputError(
-            f"scaling_curve: seeds must be a count or a list of ints, got {seeds!r}"
-        ) from None
-    if not out or any(
-        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out
-    ):
+        raise InvalidInputError(f"scaling_curve: seeds must be a count or a list of ints, got {seeds!r}") from None
+    if not out or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out):
         raise InvalidInputError(f"scaling_curve: seeds must be non-negative ints, got {out!r}")
     if len(set(out)) != len(out):
         raise InvalidInputError(f"scaling_curve: seeds repeat: {out!r}")
@@ -333,9 +315,7 @@ def scaling_curve(
     items = _as_score_list(scores, metrics)
     pols = tuple(policies)
     if not pols or any(p not in CURVE_POLICIES for p in pols) or len(set(pols)) != len(pols):
-        raise InvalidInputError(
-            f"{caller}: policies must be distinct values from {CURVE_POLICIES}, got {pols!r}"
-        )
+        raise InvalidInputError(f"{caller}: policies must be distinct values from {CURVE_POLICIES}, got {pols!r}")
     seed_list = _seeds(seeds)
     x_tr = np.asarray(x_train)
     y_tr = check_labels(y_train, len(x_tr), caller=caller)
@@ -345,29 +325,21 @@ def scaling_curve(
     if len(x_te) == 0:
         raise InvalidInputError(f"{caller}: the test set is empty")
     if x_tr.shape[1:] != x_te.shape[1:]:
-        raise InvalidInputError(
-            f"{caller}: train rows {x_tr.shape[1:]} and test rows {x_te.shape[1:]} differ"
-        )
+        raise InvalidInputError(f"{caller}: train rows {x_tr.shape[1:]} and test rows {x_te.shape[1:]} differ")
     run = _resolve_trainer(trainer, dict(trainer_settings or {}), caller=caller)
     tid = trainer_identity(trainer, trainer_settings, trainer_key)
     pool_ids = items[0].ids if items else ids
-    positions_of(
-        ids, pool_ids, caller=caller, what="training data"
-    )  # every scored id must be there
+    positions_of(ids, pool_ids, caller=caller, what="training data")  # every scored id must be there
     n_pool = len(pool_ids)
     try:
         keeps = list(keep)
     except TypeError:
-        raise InvalidInputError(
-            f"{caller}: keep must be a list of fractions or counts, got {keep!r}"
-        ) from None
+        raise InvalidInputError(f"{caller}: keep must be a list of fractions or counts, got {keep!r}") from None
     if not keeps:
         raise InvalidInputError(f"{caller}: keep is empty")
     counts = [resolve_keep(k, n_pool, caller=caller) for k in keeps]
     if len(set(counts)) != len(counts):
-        raise InvalidInputError(
-            f"{caller}: keep values {list(keep)} give repeated subset sizes {counts}"
-        )
+        raise InvalidInputError(f"{caller}: keep values {list(keep)} give repeated subset sizes {counts}")
     train_digest = array_digest(x_tr, y_tr, ids)
     test_digest = array_digest(x_te, y_te)
     cache = RunCache(None if cache_dir is None else Path(cache_dir) / "runs")
@@ -383,9 +355,7 @@ def scaling_curve(
             for p in pols:
                 plan.append((s.name, p, s, k))
     # labels aligned with each score's own id order, for class-balanced selection
-    labels_of = {
-        s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]
-    }
+    labels_of = {s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]}
     total = len(plan) * len(seed_list)
     rows: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []

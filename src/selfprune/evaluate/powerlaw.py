@@ -55,9 +55,7 @@ class PowerLawFit:
         d = asdict(self)
         d["b_sigma"] = self.b_sigma
         d["n_range"] = list(self.n_range)
-        return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()
-        }
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
 def _model(n, amp, b, c):
@@ -73,10 +71,7 @@ def _fit_once(nr: np.ndarray, err: np.ndarray, start=None):
     starts = (
         [start]
         if start is not None
-        else [
-            (max(float(err.max()) - c0, 1e-4) * float(nr.min()) ** b0, b0, c0)
-            for b0 in (0.25, 0.5, 1.0, 2.0)
-        ]
+        else [(max(float(err.max()) - c0, 1e-4) * float(nr.min()) ** b0, b0, c0) for b0 in (0.25, 0.5, 1.0, 2.0)]
     )
     for p0 in starts:
         try:
@@ -97,9 +92,7 @@ def _fit_once(nr: np.ndarray, err: np.ndarray, start=None):
         if best is None or rss < best[2] - 1e-15:
             best = (p, cov, rss)
     if best is None:
-        raise InvalidInputError(
-            "fit_power_law: the least-squares fit did not converge from any start"
-        )
+        raise InvalidInputError("fit_power_law: the least-squares fit did not converge from any start")
     return best
 
 
@@ -129,14 +122,10 @@ def fit_power_law(
     if np.any(n_arr <= 0):
         raise InvalidInputError(f"{caller}: n must be > 0, got min {n_arr.min()}")
     if np.any(e_arr < 0) or np.any(e_arr > 1):
-        raise InvalidInputError(
-            f"{caller}: error must be in [0, 1], got range [{e_arr.min()}, {e_arr.max()}]"
-        )
+        raise InvalidInputError(f"{caller}: error must be in [0, 1], got range [{e_arr.min()}, {e_arr.max()}]")
     sizes = np.unique(n_arr)
     if len(sizes) < 3:
-        raise InvalidInputError(
-            f"{caller}: needs at least 3 distinct sizes for 3 parameters, got {len(sizes)}"
-        )
+        raise InvalidInputError(f"{caller}: needs at least 3 distinct sizes for 3 parameters, got {len(sizes)}")
     check_int(bootstrap, caller=caller, name="bootstrap", low=0)
     n_ref = float(sizes.max())
     nr = n_arr / n_ref
@@ -152,9 +141,7 @@ def fit_power_law(
     if groups is not None and bootstrap > 0:
         g = np.asarray(groups)
         if g.shape != n_arr.shape:
-            raise InvalidInputError(
-                f"{caller}: groups must have one label per point, got shape {g.shape}"
-            )
+            raise InvalidInputError(f"{caller}: groups must have one label per point, got shape {g.shape}")
         labels = np.unique(g)
         if len(labels) >= 2:
             rng = as_rng(seed, caller=caller)
@@ -219,17 +206,13 @@ def _group(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[floa
     return out
 
 
-def compare_to_random(
-    rows: Sequence[Mapping[str, Any]], metric: str, policy: str
-) -> list[SizeComparison]:
+def compare_to_random(rows: Sequence[Mapping[str, Any]], metric: str, policy: str) -> list[SizeComparison]:
     """Size-by-size comparison of ``metric``/``policy`` with the random rows of the same keep."""
     groups = _group(rows)
     if ("random", "random") not in groups:
         raise InvalidInputError("compare_to_random: the table has no random baseline rows")
     if (metric, policy) not in groups:
-        raise InvalidInputError(
-            f"compare_to_random: no rows for metric {metric!r} with policy {policy!r}"
-        )
+        raise InvalidInputError(f"compare_to_random: no rows for metric {metric!r} with policy {policy!r}")
     base = groups[("random", "random")]
     out = []
     for keep, rs in sorted(groups[(metric, policy)].items()):
@@ -372,26 +355,18 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
     return CurveAnalysis(fits, errors, comparisons, statements, full)
 
 
-def _statement(
-    name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None
-) -> str:
+def _statement(name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None) -> str:
     above = [c for c in cs if c.verdict == "above"]
     below = [c for c in cs if c.verdict == "below"]
     unclear = [c for c in cs if c.verdict in ("overlap", "one seed")]
     parts = []
     if above:
-        parts.append(
-            f"bends below random's error curve (beats random beyond the seed spread) at {_sizes(above)}"
-        )
+        parts.append(f"bends below random's error curve (beats random beyond the seed spread) at {_sizes(above)}")
     else:
         parts.append("does not beat random beyond the seed spread at any size")
     if below:
         parts.append(f"is worse than random beyond the seed spread at {_sizes(below)}")
     if unclear:
-        tag = (
-            "one seed, no claim"
-            if all(c.verdict == "one seed" for c in unclear)
-            else "spreads overlap, no claim"
-        )
+        tag = "one seed, no claim" if all(c.verdict == "one seed" for c in unclear) else "spreads overlap, no claim"
         parts.append(f"is indistinguishable from random at {_sizes(unclear)} ({tag})")
     return f"{name}: " + "; ".join(parts) + f"; exponent {_exponent_phrase(fit, ref)}"

@@ -79,9 +79,7 @@ def plot_curve(
             ms=3,
             label=name,
         )
-        ax.fill_between(
-            n, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15, lw=0
-        )
+        ax.fill_between(n, np.maximum(lo, floor), np.maximum(hi, floor), color=color, alpha=0.15, lw=0)
         fit = (fits or {}).get("random/random" if name == "random" else name)
         if fit is not None and len(n) > 1:
             grid = np.geomspace(n.min(), n.max(), 50)
