@@ -27,8 +27,21 @@ def files(tmp_path_factory):
 
 def test_audit_writes_json_markdown_html_and_plots(files, capsys):
     out = files / "out"
-    code = main(["audit", "--embeddings", str(files / "emb"), "--scores", str(files / "scores.parquet"),
-                 "--column", "prototypes", "--source", "digits", "--out", str(out)])
+    code = main(
+        [
+            "audit",
+            "--embeddings",
+            str(files / "emb"),
+            "--scores",
+            str(files / "scores.parquet"),
+            "--column",
+            "prototypes",
+            "--source",
+            "digits",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = json.loads((out / "audit.json").read_text())
     assert doc["verdict"] in ("trust", "caution", "do not trust")
@@ -43,13 +56,35 @@ def test_audit_writes_json_markdown_html_and_plots(files, capsys):
 
 def test_audit_labels_none_and_unknown_column(files, capsys):
     out = files / "out2"
-    code = main(["audit", "--embeddings", str(files / "emb"), "--scores", str(files / "scores.parquet"),
-                 "--labels", "none", "--out", str(out)])
+    code = main(
+        [
+            "audit",
+            "--embeddings",
+            str(files / "emb"),
+            "--scores",
+            str(files / "scores.parquet"),
+            "--labels",
+            "none",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     doc = json.loads((out / "audit.json").read_text())
     assert doc["verdict"] != "trust" and "agreement" not in doc["figures"]
-    code = main(["audit", "--embeddings", str(files / "emb"), "--scores", str(files / "scores.parquet"),
-                 "--column", "nope", "--out", str(out)])
+    code = main(
+        [
+            "audit",
+            "--embeddings",
+            str(files / "emb"),
+            "--scores",
+            str(files / "scores.parquet"),
+            "--column",
+            "nope",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "nope" in err and "Traceback" not in err
@@ -64,8 +99,22 @@ def test_audit_partial_labels_from_parquet(files):
     ds = load_source("digits")
     pq.write_table(pa.table({"id": ds.ids[:300], "label": ds.labels[:300]}), files / "few.parquet")
     out = files / "out3"
-    assert main(["audit", "--embeddings", str(files / "emb"), "--scores", str(files / "scores.parquet"),
-                 "--labels", str(files / "few.parquet"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "audit",
+                "--embeddings",
+                str(files / "emb"),
+                "--scores",
+                str(files / "scores.parquet"),
+                "--labels",
+                str(files / "few.parquet"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "audit.json").read_text())
     assert doc["figures"]["agreement"]["n_labelled"] == 300
     assert np.isfinite(doc["figures"]["agreement"]["spearman"])

@@ -87,8 +87,14 @@ def test_embed_writes_a_store_and_resumes_with_saved_weights(digits, tmp_path):
     first = store.to_array()
     assert first.shape == (len(digits), 16)
     # a rerun over the finished store reloads the saved weights instead of training again
-    again = embed(digits, get_encoder("contrastive", epochs=1, checkpoint_dir="", **SMALL),
-                  tmp_path / "store", chunk_rows=512, fit_rows=400, seed=0)
+    again = embed(
+        digits,
+        get_encoder("contrastive", epochs=1, checkpoint_dir="", **SMALL),
+        tmp_path / "store",
+        chunk_rows=512,
+        fit_rows=400,
+        seed=0,
+    )
     np.testing.assert_array_equal(first, again.to_array())
 
 

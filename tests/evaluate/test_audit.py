@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 from selfprune.errors import InvalidInputError
 from selfprune.evaluate.audit import (
+    Check,
     audit,
     chance_jaccard,
     effective_rank,
@@ -19,11 +20,9 @@ from selfprune.evaluate.audit import (
     overlap_z,
     rank_correlation,
     verdict_of,
-    Check,
 )
 from selfprune.metrics import prototypes
 from selfprune.scores import Scores
-
 
 # ----------------------------------------------------------------------------- measures
 
@@ -102,14 +101,30 @@ def digits_setup():
     pix = get_encoder("pixels", dim=32).fit(x).encode(x)
     proxy = el2n_proxy(x, y, seed=0)
     null_net = untrained_embeddings(x, seed=1000)
-    return {"x": x, "y": y, "pixels": pix, "proxy": proxy, "null_net": null_net,
-            "user_random": untrained_embeddings(x, seed=7)}
+    return {
+        "x": x,
+        "y": y,
+        "pixels": pix,
+        "proxy": proxy,
+        "null_net": null_net,
+        "user_random": untrained_embeddings(x, seed=7),
+    }
 
 
 def _audit(setup, emb, score=None, **kw):
     score = prototypes(emb, k=10, seeds=0) if score is None else score
-    return audit(emb, score, keep=0.5, labels=setup["y"], inputs=setup["x"], proxy=setup["proxy"],
-                 random_embeddings=setup["null_net"], seeds=(0, 1), seed=0, **kw)
+    return audit(
+        emb,
+        score,
+        keep=0.5,
+        labels=setup["y"],
+        inputs=setup["x"],
+        proxy=setup["proxy"],
+        random_embeddings=setup["null_net"],
+        seeds=(0, 1),
+        seed=0,
+        **kw,
+    )
 
 
 def test_untrained_network_embeddings_are_not_trusted(digits_setup):

@@ -54,32 +54,65 @@ def _read_labels(spec: str, ids: np.ndarray, store_labels, table) -> np.ndarray 
 def register(app: typer.Typer) -> None:
     @app.command("audit")
     def audit_cmd(
-        embeddings: Annotated[Path, typer.Option("--embeddings", help="Embedding store folder, .npy, .npz or Parquet.")],
+        embeddings: Annotated[
+            Path,
+            typer.Option("--embeddings", help="Embedding store folder, .npy, .npz or Parquet."),
+        ],
         scores: Annotated[Path, typer.Option("--scores", help="Score Parquet file.")],
-        out: Annotated[Path, typer.Option("--out", help="Output folder (audit.json, audit.md, audit.html, PNGs).")],
+        out: Annotated[
+            Path,
+            typer.Option("--out", help="Output folder (audit.json, audit.md, audit.html, PNGs)."),
+        ],
         column: Annotated[str, typer.Option("--column", help="Score column to audit.")] = "prototypes",
         labels: Annotated[
-            str, typer.Option("--labels", help="auto (from the store or score file), none, or a .npy / Parquet (id, label) file; -1 = unlabelled.")
+            str,
+            typer.Option(
+                "--labels",
+                help="auto (from the store or score file), none, or a .npy / Parquet (id, label) file; "
+                "-1 = unlabelled.",
+            ),
         ] = "auto",
         source: Annotated[
-            str | None, typer.Option("--source", help="Raw data (built-in name or path) for the input-norm and untrained-network nulls.")
+            str | None,
+            typer.Option(
+                "--source",
+                help="Raw data (built-in name or path) for the input-norm and untrained-network nulls.",
+            ),
         ] = None,
         split: Annotated[str, typer.Option("--split", help="Split of a built-in --source.")] = "train",
-        keep: Annotated[float, typer.Option("--keep", help="Budget: fraction (or count) kept by the hard policy.")] = 0.5,
+        keep: Annotated[
+            float,
+            typer.Option("--keep", help="Budget: fraction (or count) kept by the hard policy."),
+        ] = 0.5,
         k: Annotated[int | None, typer.Option("--k", help="Prototypes' k (default: from the score file).")] = None,
         compare: Annotated[
-            list[Path] | None, typer.Option("--compare", help="Embeddings of another encoder (repeatable): cross-encoder stability.")
+            list[Path] | None,
+            typer.Option(
+                "--compare",
+                help="Embeddings of another encoder (repeatable): cross-encoder stability.",
+            ),
         ] = None,
         proxy: Annotated[
-            str | None, typer.Option("--proxy", help="Score column to use as the supervised difficulty proxy (e.g. el2n).")
+            str | None,
+            typer.Option(
+                "--proxy",
+                help="Score column to use as the supervised difficulty proxy (e.g. el2n).",
+            ),
         ] = None,
-        pilot: Annotated[bool, typer.Option("--pilot", help="Train a small pilot (keep 0.3/0.5, 2 seeds) vs random; needs a built-in --source.")] = False,
+        pilot: Annotated[
+            bool,
+            typer.Option(
+                "--pilot",
+                help="Train a small pilot (keep 0.3/0.5, 2 seeds) vs random; needs a built-in --source.",
+            ),
+        ] = False,
         seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
     ) -> None:
         """Audit a label-free score: stability, null controls, agreement, health, and a verdict."""
         from rich.table import Table
 
-        from selfprune.cli import console, out as stdout
+        from selfprune.cli import console
+        from selfprune.cli import out as stdout
         from selfprune.evaluate.audit import audit, pilot_curve
         from selfprune.io.atomic import write_json_atomic
         from selfprune.io.store import open_embeddings
@@ -133,7 +166,8 @@ def register(app: typer.Typer) -> None:
             report = audit(x, target, keep=keep, k=kk, labels=y, inputs=inputs, proxy=prox,
                            other_scores=others or None, seed=seed, pilot=pilot_fn)  # fmt: skip
         doc = {**report.to_dict(), "inputs": {"embeddings": str(embeddings), "encoder": emb_meta.get("encoder"),
-                                              "scores": str(scores), "column": column, "keep": keep, "seed": seed}}  # fmt: skip
+                                              "scores": str(scores), "column": column, "keep": keep,
+                                              "seed": seed}}  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "audit.json", doc)
         write_audit_report(doc, out, title=f"Audit of {column!r} ({emb_meta.get('encoder')})")

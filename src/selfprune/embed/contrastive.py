@@ -45,7 +45,11 @@ def _build(torch, in_ch: int, width: int, dim: int, proj_dim: int):
     nn = torch.nn
 
     def block(cin: int, cout: int, pool: bool) -> list:
-        layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
         return [*layers, nn.MaxPool2d(2)] if pool else layers
 
     backbone = nn.Sequential(
@@ -303,9 +307,7 @@ class ContrastiveEncoder:
 
         x = self._to_tensor(batch, torch)
         if x.shape[1] != self._in_ch:
-            raise InvalidInputError(
-                f"contrastive encoder: batch has {x.shape[1]} channel(s), trained on {self._in_ch}"
-            )
+            raise InvalidInputError(f"contrastive encoder: batch has {x.shape[1]} channel(s), trained on {self._in_ch}")
         old = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -338,8 +340,10 @@ class ContrastiveEncoder:
         arch = ("dim", "width", "proj_dim", "image_size")
         saved = {a: (st.get("params") or {}).get(a) for a in arch}
         if saved != {a: getattr(self, a) for a in arch}:
-            raise StoreError(f"{path} holds a network with other settings ({saved}); this encoder has "
-                             f"{ {a: getattr(self, a) for a in arch} }")
+            raise StoreError(
+                f"{path} holds a network with other settings ({saved}); this encoder has "
+                f"{ {a: getattr(self, a) for a in arch} }"
+            )
         self._init(torch, int(st["in_ch"]), 0)
         try:
             self._backbone.load_state_dict(st["backbone"])

@@ -134,7 +134,9 @@ def effective_rank(x: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alignment_uniformity(x: np.ndarray, groups: np.ndarray, *, seed: SeedLike = 0, pairs: int = 20_000) -> tuple[float, float]:
+def alignment_uniformity(
+    x: np.ndarray, groups: np.ndarray, *, seed: SeedLike = 0, pairs: int = 20_000
+) -> tuple[float, float]:
     """Wang & Isola (2020) on L2-normalised rows: alignment = E||z_i - z_j||^2 over random pairs of
     the same group (class, or cluster when unlabelled; lower = tighter), uniformity =
     log E exp(-2 ||z_i - z_j||^2) over random pairs (from 0 for a single point down to about -4
@@ -211,8 +213,14 @@ def el2n_proxy(features: np.ndarray, labels: np.ndarray, *, seed: SeedLike = 0, 
     return out
 
 
-def bootstrap_rho(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, seed: SeedLike = 0,
-                  n_boot: int = 200) -> tuple[float, float, float]:
+def bootstrap_rho(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray | None = None,
+    *,
+    seed: SeedLike = 0,
+    n_boot: int = 200,
+) -> tuple[float, float, float]:
     """Spearman rho(a, b) - rho(c, b) (or rho(a, b) when ``c`` is None) with a paired 95 % bootstrap
     percentile interval: (estimate, low, high)."""
     from scipy.stats import rankdata
@@ -266,7 +274,13 @@ class Check:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "value": self.value, "rule": self.rule, "detail": self.detail}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "value": self.value,
+            "rule": self.rule,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)
@@ -369,17 +383,30 @@ def audit(
     z_rank = _sample(x, 20_000, base_seed)
     erank = effective_rank(z_rank)
     fig["effective_rank"] = erank
-    checks.append(Check("collapse", "fail" if erank < 2 else "pass", erank, "effective rank >= 2",
-                        f"effective rank of the normalised embeddings is {erank:.2f}"))
+    checks.append(
+        Check(
+            "collapse",
+            "fail" if erank < 2 else "pass",
+            erank,
+            "effective rank >= 2",
+            f"effective rank of the normalised embeddings is {erank:.2f}",
+        )
+    )
     clusters = cluster_assignments(x, k=k, seed=seeds[0])
     sizes = np.bincount(clusters, minlength=k)
     share = sizes / n
     ent = -(share[share > 0] * np.log(share[share > 0])).sum()
     fig["clusters"] = {"largest_share": float(share.max()), "effective_clusters": float(np.exp(ent)),
                        "empty": int(np.count_nonzero(sizes == 0)), "sizes": sizes.tolist()}  # fmt: skip
-    checks.append(Check("cluster balance", "warn" if share.max() > 0.5 else "pass", float(share.max()),
-                        "largest cluster <= half of the examples",
-                        f"largest of {k} clusters holds {share.max():.0%} of the examples"))
+    checks.append(
+        Check(
+            "cluster balance",
+            "warn" if share.max() > 0.5 else "pass",
+            float(share.max()),
+            "largest cluster <= half of the examples",
+            f"largest of {k} clusters holds {share.max():.0%} of the examples",
+        )
+    )
     groups = y if y is not None and np.all(y >= 0) else clusters
     align, unif = alignment_uniformity(x, groups, seed=base_seed)
     fig["alignment"] = {"value": align, "groups": "classes" if groups is y else "clusters"}
@@ -391,10 +418,16 @@ def audit(
             mix = mix_skew(kept[lab], y[lab])
             fig["class_mix"] = mix
             status = "fail" if mix["groups_emptied"] else ("warn" if mix["min_retention_ratio"] < 0.5 else "pass")
-            checks.append(Check("class mix", status, mix["min_retention_ratio"],
-                                "no class emptied; every class keeps >= half its fair share",
-                                f"class {mix['worst_group']} keeps {mix['min_retention_ratio']:.2f}x its share "
-                                f"({mix['groups_emptied']} class(es) emptied)"))
+            checks.append(
+                Check(
+                    "class mix",
+                    status,
+                    mix["min_retention_ratio"],
+                    "no class emptied; every class keeps >= half its fair share",
+                    f"class {mix['worst_group']} keeps {mix['min_retention_ratio']:.2f}x its share "
+                    f"({mix['groups_emptied']} class(es) emptied)",
+                )
+            )
 
     # ---------------------------------------------------------------- stability
     if recompute is not None:
@@ -407,48 +440,95 @@ def audit(
                 ref = recompute(x, k=k, seed=ref_seed)
             rho = rank_correlation(values, ref)
             fig["reproduced_spearman"] = rho
-            checks.append(Check("reproduced", "warn" if rho < 0.9 else "pass", rho,
-                                "recomputing the score from these embeddings gives Spearman >= 0.9",
-                                f"the score recomputed from these embeddings has Spearman {rho:.2f} with the given one"))
-        pairs = [overlap(runs[a], runs[b]) for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+            checks.append(
+                Check(
+                    "reproduced",
+                    "warn" if rho < 0.9 else "pass",
+                    rho,
+                    "recomputing the score from these embeddings gives Spearman >= 0.9",
+                    f"the score recomputed from these embeddings has Spearman {rho:.2f} with the given one",
+                )
+            )
+        pairs = [overlap(runs[a], runs[b]) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
         ex = float(np.median([p["excess_overlap"] for p in pairs]))
         zmin = float(min(p["z"] for p in pairs))
-        fig["seed_stability"] = {"pairs": pairs, "median_excess_overlap": ex,
-                                 "median_spearman": float(np.median([p["spearman"] for p in pairs]))}
+        fig["seed_stability"] = {
+            "pairs": pairs,
+            "median_excess_overlap": ex,
+            "median_spearman": float(np.median([p["spearman"] for p in pairs])),
+        }
         status = "fail" if zmin < 3 else ("warn" if ex < 0.5 else "pass")
-        checks.append(Check("seed stability", status, ex, "kept sets across k-means seeds: z >= 3 and excess overlap >= 0.5",
-                            f"kept sets across k-means seeds are {ex:.2f} of the way from chance to identical"))
+        checks.append(
+            Check(
+                "seed stability",
+                status,
+                ex,
+                "kept sets across k-means seeds: z >= 3 and excess overlap >= 0.5",
+                f"kept sets across k-means seeds are {ex:.2f} of the way from chance to identical",
+            )
+        )
         ks = sorted({max(2, k // 4), min(n, 4 * k)} - {k})
         kres = {str(kk): overlap(recompute(x, k=kk, seed=seeds[0]), runs[seeds[0]]) for kk in ks}
         kex = float(np.median([r["excess_overlap"] for r in kres.values()])) if kres else 1.0
         fig["k_stability"] = {"vs_k": k, "runs": kres, "median_excess_overlap": kex}
-        checks.append(Check("k stability", "warn" if kex < 0.5 else "pass", kex, "excess overlap across k/4, 4k >= 0.5",
-                            f"kept sets at k/4 and 4k are {kex:.2f} of the way from chance to identical to k={k}"))
+        checks.append(
+            Check(
+                "k stability",
+                "warn" if kex < 0.5 else "pass",
+                kex,
+                "excess overlap across k/4, 4k >= 0.5",
+                f"kept sets at k/4 and 4k are {kex:.2f} of the way from chance to identical to k={k}",
+            )
+        )
         noise_rng = np.random.default_rng(base_seed + 1)
         rms = float(np.sqrt(np.mean(np.sum(x.astype(np.float64) ** 2, axis=1))))
         scale = PERTURBATION * rms / math.sqrt(x.shape[1])
         noisy = x + (scale * noise_rng.standard_normal(x.shape)).astype(np.float32)
         pert = overlap(recompute(noisy, k=k, seed=seeds[0]), runs[seeds[0]])
         fig["perturbation"] = {"relative_noise": PERTURBATION, **pert}
-        checks.append(Check("perturbation", "fail" if pert["excess_overlap"] < 0.5 else "pass", pert["excess_overlap"],
-                            "kept sets under 1% noise: excess overlap >= 0.5",
-                            f"1% noise moves the kept set to {pert['excess_overlap']:.2f} of the way from chance to identical"))
+        checks.append(
+            Check(
+                "perturbation",
+                "fail" if pert["excess_overlap"] < 0.5 else "pass",
+                pert["excess_overlap"],
+                "kept sets under 1% noise: excess overlap >= 0.5",
+                f"1% noise moves the kept set to {pert['excess_overlap']:.2f} of the way from chance to identical",
+            )
+        )
     else:
-        checks.append(Check("stability", "warn", None, "needs a recomputable score",
-                            f"{name!r} cannot be recomputed from embeddings, so seed/k stability and the "
-                            "embedding null controls were not checked"))
+        checks.append(
+            Check(
+                "stability",
+                "warn",
+                None,
+                "needs a recomputable score",
+                f"{name!r} cannot be recomputed from embeddings, so seed/k stability and the "
+                "embedding null controls were not checked",
+            )
+        )
 
     if other_scores:
         cross = {}
         for other, s in other_scores.items():
-            ov = check_scores_values(s.values if isinstance(s, Scores) else s, n, caller=f"audit (other_scores[{other!r}])")
+            ov = check_scores_values(
+                s.values if isinstance(s, Scores) else s,
+                n,
+                caller=f"audit (other_scores[{other!r}])",
+            )
             cross[other] = overlap(values, ov)
         fig["cross_encoder"] = cross
         worst = min(cross, key=lambda o: cross[o]["excess_overlap"])
         ex = cross[worst]["excess_overlap"]
-        checks.append(Check("cross-encoder", "warn" if ex < 0.5 else "pass", ex, "excess overlap with each other encoder >= 0.5",
-                            f"kept set from {worst!r} is {ex:.2f} of the way from chance to identical "
-                            f"(Spearman {cross[worst]['spearman']:.2f})"))
+        checks.append(
+            Check(
+                "cross-encoder",
+                "warn" if ex < 0.5 else "pass",
+                ex,
+                "excess overlap with each other encoder >= 0.5",
+                f"kept set from {worst!r} is {ex:.2f} of the way from chance to identical "
+                f"(Spearman {cross[worst]['spearman']:.2f})",
+            )
+        )
 
     # ---------------------------------------------------------------- null controls
     nulls: dict[str, np.ndarray] = {}
@@ -464,7 +544,12 @@ def audit(
             shuffled[:, d] = x[shuf_rng.permutation(n), d]
         nulls["shuffled embeddings"] = recompute(shuffled, k=k, seed=seeds[0])
         rand = random_embeddings
-        if rand is None and inputs is not None and np.asarray(inputs).dtype == np.uint8 and np.asarray(inputs).ndim >= 3:
+        if (
+            rand is None
+            and inputs is not None
+            and np.asarray(inputs).dtype == np.uint8
+            and np.asarray(inputs).ndim >= 3
+        ):
             from selfprune.embed.contrastive import untrained_embeddings
 
             rand = untrained_embeddings(np.asarray(inputs), seed=base_seed + 3)
@@ -479,8 +564,15 @@ def audit(
         fig["nulls"][nname] = ov
         r2 = ov["spearman"] ** 2
         status = "fail" if r2 >= 0.5 else ("warn" if r2 >= 0.25 else "pass")
-        checks.append(Check(f"null: {nname}", status, ov["spearman"], "rho^2 < 0.25 (warn at 0.25, fail at 0.5)",
-                            f"Spearman with the {nname} score is {ov['spearman']:.2f} (rho^2 = {r2:.2f})"))
+        checks.append(
+            Check(
+                f"null: {nname}",
+                status,
+                ov["spearman"],
+                "rho^2 < 0.25 (warn at 0.25, fail at 0.5)",
+                f"Spearman with the {nname} score is {ov['spearman']:.2f} (rho^2 = {r2:.2f})",
+            )
+        )
 
     # ---------------------------------------------------------------- agreement
     lab_pos = np.flatnonzero(y >= 0) if y is not None else np.empty(0, dtype=np.int64)
@@ -497,7 +589,9 @@ def audit(
         else:
             feats = np.asarray(inputs)[lab_pos] if inputs is not None else x[lab_pos]
             pv = el2n_proxy(feats, y[lab_pos], seed=base_seed)
-            source = "EL2N of a cross-fitted logistic regression on " + ("the inputs" if inputs is not None else "the embeddings")
+            source = "EL2N of a cross-fitted logistic regression on " + (
+                "the inputs" if inputs is not None else "the embeddings"
+            )
         est, lo, hi = bootstrap_rho(values[lab_pos], pv, seed=base_seed + 5)
         agr: dict[str, Any] = {"proxy": source, "n_labelled": int(len(lab_pos)), "spearman": est, "ci95": [lo, hi],
                                "nulls": {}}  # fmt: skip
@@ -505,14 +599,28 @@ def audit(
             agr["nulls"][nname] = rank_correlation(nv[lab_pos], pv)
         fig["agreement"] = agr
         status = "fail" if lo <= 0 else ("warn" if est < 0.3 else "pass")
-        checks.append(Check("agreement", status, est, "Spearman with the proxy > 0 (95% CI) and >= 0.3",
-                            f"Spearman with the supervised proxy is {est:.2f} [{lo:.2f}, {hi:.2f}] on {len(lab_pos)} labelled examples"))
+        checks.append(
+            Check(
+                "agreement",
+                status,
+                est,
+                "Spearman with the proxy > 0 (95% CI) and >= 0.3",
+                f"Spearman with the supervised proxy is {est:.2f} [{lo:.2f}, {hi:.2f}] "
+                f"on {len(lab_pos)} labelled examples",
+            )
+        )
         if "untrained network" in nulls:
             d, dlo, dhi = bootstrap_rho(values[lab_pos], pv, nulls["untrained network"][lab_pos], seed=base_seed + 6)
             agr["vs_untrained"] = {"difference": d, "ci95": [dlo, dhi]}
-            checks.append(Check("agreement vs untrained network", "fail" if dlo <= 0 else "pass", d,
-                                "beats the untrained network's agreement (95% CI above 0)",
-                                f"agreement minus the untrained network's is {d:+.2f} [{dlo:+.2f}, {dhi:+.2f}]"))
+            checks.append(
+                Check(
+                    "agreement vs untrained network",
+                    "fail" if dlo <= 0 else "pass",
+                    d,
+                    "beats the untrained network's agreement (95% CI above 0)",
+                    f"agreement minus the untrained network's is {d:+.2f} [{dlo:+.2f}, {dhi:+.2f}]",
+                )
+            )
 
     # ---------------------------------------------------------------- pilot
     if pilot is not None:
@@ -523,11 +631,26 @@ def audit(
         worse = all(gains[b] < -spread[b] for b in gains)
         g05 = gains.get("0.5", gains[max(gains)])
         status = "fail" if worse else ("warn" if g05 <= 0 else "pass")
-        checks.append(Check("pilot", status, g05, "not worse than random beyond the seed spread; better at keep 0.5",
-                            "accuracy minus random: " + ", ".join(f"keep {b}: {gains[b]:+.3f} (spread {spread[b]:.3f})" for b in gains)))
+        checks.append(
+            Check(
+                "pilot",
+                status,
+                g05,
+                "not worse than random beyond the seed spread; better at keep 0.5",
+                "accuracy minus random: "
+                + ", ".join(f"keep {b}: {gains[b]:+.3f} (spread {spread[b]:.3f})" for b in gains),
+            )
+        )
     if "agreement" not in fig and "pilot" not in fig:
-        checks.append(Check("no labelled evidence", "warn", None, "labels or a pilot are needed to say 'trust'",
-                            "without labels or a pilot nothing shows the score tracks real difficulty"))
+        checks.append(
+            Check(
+                "no labelled evidence",
+                "warn",
+                None,
+                "labels or a pilot are needed to say 'trust'",
+                "without labels or a pilot nothing shows the score tracks real difficulty",
+            )
+        )
     verdict, reasons = verdict_of(checks)
     return AuditReport(verdict=verdict, reasons=reasons, checks=checks, figures=_plain(fig))
 
@@ -556,7 +679,13 @@ def pilot_curve(
     n = len(x_train)
 
     def run(values: np.ndarray, seed: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"keeps": list(keeps), "score": {}, "random": {}, "gain": {}, "spread": {}}
+        out: dict[str, Any] = {
+            "keeps": list(keeps),
+            "score": {},
+            "random": {},
+            "gain": {},
+            "spread": {},
+        }
         for f in keeps:
             m = resolve_keep(f, n, caller="pilot_curve")
             pos = np.flatnonzero(kept_mask(values, m))

@@ -96,7 +96,12 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("alignment", _fmt((f.get("alignment") or {}).get("value")))]  # fmt: skip
     if "agreement" in f:
         a = f["agreement"]
-        rows.append(("agreement (Spearman)", f"{_fmt(a['spearman'])} [{_fmt(a['ci95'][0])}, {_fmt(a['ci95'][1])}], {a['proxy']}"))
+        rows.append(
+            (
+                "agreement (Spearman)",
+                f"{_fmt(a['spearman'])} [{_fmt(a['ci95'][0])}, {_fmt(a['ci95'][1])}], {a['proxy']}",
+            )
+        )
     for name, v in f.get("nulls", {}).items():
         rows.append((f"null: {name} (Spearman)", _fmt(v["spearman"])))
     return rows
@@ -110,7 +115,13 @@ def _fmt(v: Any) -> str:
 
 def render_markdown(report: dict[str, Any], title: str = "Score audit") -> str:
     lines = [f"# {title}", "", f"**Verdict: {report['verdict']}**", ""]
-    lines += [f"- {r}" for r in report["reasons"]] + ["", "## Checks", "", "| check | status | value | rule |", "|---|---|---|---|"]
+    lines += [f"- {r}" for r in report["reasons"]] + [
+        "",
+        "## Checks",
+        "",
+        "| check | status | value | rule |",
+        "|---|---|---|---|",
+    ]
     for c in report["checks"]:
         lines.append(f"| {c['name']} | {STATUS_MARK[c['status']]} | {_fmt(c['value'])} | {c['rule']} |")
     lines += ["", "## Figures", "", "| figure | value |", "|---|---|"]
