@@ -1,0 +1,87 @@
+"""Token-pruning commands: ``tokens`` (prune reasoning chains) and ``tokens-generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT = "smollm2-135m"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tokens")
+    def tokens(
+        chains: Annotated[Path, typer.Option(help="JSONL with question, chain, answer per row")],
+        out: Annotated[Path, typer.Option(help="output folder (resumed if it holds this run)")],
+        model: Annotated[str, typer.Option(help="smollm2-135m (packaged) or a local HF causal LM folder")] = DEFAULT,
+        objective: Annotated[str, typer.Option(help="answer: log p(answer | question, kept chain); joint: "
+                                               "plus the kept chain's own mean log-likelihood")] = "answer",
+        joint_weight: Annotated[float, typer.Option(help="weight of the chain term for --objective joint")] = 1.0,
+        keep: Annotated[str, typer.Option(help="keep ratios, comma-separated, each in (0, 1)")] = "0.3,0.5,0.7",
+        unit: Annotated[str, typer.Option(help="prune model tokens or whole words: token, word")] = "token",
+        search: Annotated[str, typer.Option(help="exact (fast, exact), naive (reference), approx")] = "exact",
+        per_step: Annotated[int, typer.Option(help="approx: deletions per round")] = 4,
+        rescore: Annotated[int, typer.Option(help="approx: candidates re-scored exactly per round (0 = all)")] = 16,
+        prompt: Annotated[str, typer.Option(help="auto, chat (the tokenizer's chat template) or plain")] = "auto",
+        connector: Annotated[str, typer.Option(help="text between chain and answer")] = "\nThe answer is",
+        baselines: Annotated[bool, typer.Option(help="also run surprisal, random and uniform deletion")] = True,
+        curve_step: Annotated[float, typer.Option(help="spacing of extra keep ratios on the curves (0: none)")] = 0.1,
+        limit: Annotated[int | None, typer.Option(help="prune only the first N rows")] = None,
+        seed: Annotated[int, typer.Option(help="seed of the random baseline")] = 0,
+        threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all available)")] = None,
+        batch_tokens: Annotated[int, typer.Option(help="new tokens per batched forward")] = 1024,
+        dtype: Annotated[str, typer.Option(help="float32 (default), float64, bfloat16")] = "float32",
+        restart: Annotated[bool, typer.Option(help="discard checkpoints of a different earlier run in --out")] = False,
+    ) -> None:
+        """Prune reasoning chains token by token with the model's own likelihood."""
+        from selfprune._checks import check_int
+        from selfprune.cli import console
+        from selfprune.cli import out as stdout
+        from selfprune.tokens.data import read_chains
+        from selfprune.tokens.model import load_causal_lm
+        from selfprune.tokens.prune import TokenPruner, prune_chains
+        from selfprune.tokens.report import retention_markdown, write_outputs
+
+        records = read_chains(chains)
+        if limit is not None:
+            records = records[: check_int(limit, caller="selfprune tokens", name="--limit")]
+        with console.status(f"loading {model}"):
+            lm = load_causal_lm(model, dtype=dtype, threads=threads)
+        pruner = TokenPruner(lm, objective=objective, joint_weight=joint_weight, keep=keep,
+                             unit=unit, search=search, per_step=per_step, rescore=rescore,
+                             prompt=prompt, connector=connector, baselines=baselines,
+                             curve_step=curve_step, seed=seed, batch_tokens=batch_tokens)
+
+        def report(i: int, n: int, res: dict, reused: bool) -> None:
+            how = "reused checkpoint" if reused else f"{res['search']['seconds']:.1f} s"
+            console.print(f"[{i + 1}/{n}] {res['id']}: {res['n_tokens']} tokens, "
+                          f"{res['steps_run']} deletions ({how})", highlight=False)
+
+        results = prune_chains(records, pruner, out, restart=restart, on_chain=report)
+        paths = write_outputs(results, out, pruner.config())
+        from selfprune.tokens.report import retention_table
+
+        stdout.print(retention_markdown(retention_table(results)), highlight=False)
+        stdout.print(f"wrote {len(results)} pruned chains to {out} "
+                     f"({', '.join(p.name for p in paths.values())})", highlight=False)
+
+    @app.command("tokens-generate")
+    def tokens_generate(
+        out: Annotated[Path, typer.Option(help="JSONL file to write")],
+        n: Annotated[int, typer.Option(help="number of problems")] = 100,
+        seed: Annotated[int, typer.Option(help="random seed")] = 0,
+        min_steps: Annotated[int, typer.Option(help="fewest operations per problem")] = 2,
+        max_steps: Annotated[int, typer.Option(help="most operations per problem")] = 5,
+        min_tokens: Annotated[int, typer.Option(help="shortest chain, in (estimated) tokens")] = 60,
+        max_tokens: Annotated[int, typer.Option(help="longest chain, in (estimated) tokens")] = 200,
+    ) -> None:
+        """Write seeded multi-step arithmetic word problems with worked chains as JSONL."""
+        from selfprune.cli import out as stdout
+        from selfprune.tokens.data import generate_chains, write_chains
+
+        rows = generate_chains(n, seed=seed, min_steps=min_steps, max_steps=max_steps,
+                               min_tokens=min_tokens, max_tokens=max_tokens)
+        write_chains(out, rows)
+        stdout.print(f"wrote {len(rows)} problems to {out}", highlight=False)
