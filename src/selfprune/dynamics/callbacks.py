@@ -137,6 +137,9 @@ _BUILT: dict[str, type] = {}
 def __getattr__(name: str):
     if name in _BUILDERS:
         if name not in _BUILT:
-            _BUILT[name] = _BUILDERS[name]()
+            cls = _BUILDERS[name]()
+            cls.__qualname__ = name
+            cls.__module__ = __name__
+            _BUILT[name] = cls
         return _BUILT[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
