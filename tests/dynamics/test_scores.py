@@ -43,6 +43,17 @@ def test_hand_computed_table_from_a_custom_loop(tmp_path):
     np.testing.assert_allclose(back["aum"].values, t["aum"].values)
 
 
+def test_runs_of_different_length_use_the_common_epochs():
+    a, b = Recorder(2, 2), Recorder(2, 2)
+    for rec, epochs in ((a, 3), (b, 2)):
+        for _ in range(epochs):
+            rec.update([0, 1], np.array([[1.0, 0.0], [0.0, 1.0]]), [0, 0])
+            rec.end_epoch()
+    t = dynamics_scores([a, b], ["forgetting", "aum"])
+    np.testing.assert_allclose(t["forgetting"].values, [0.0, 4.0])  # never learned: 2 + 2
+    assert t["aum"].meta["epochs"] == 2
+
+
 def test_bad_requests():
     rec = Recorder(3, 2)
     with pytest.raises(InvalidInputError, match="no complete epoch"):

@@ -33,8 +33,9 @@ from selfprune.scores import Scores, ScoreTable
 DYNAMICS_METRICS = ("el2n", "forgetting", "aum", "confidence", "variability", "correctness", "loss")
 
 
-def _stack(recs: Sequence[Recorder], field: str) -> np.ndarray:
-    return np.stack([r.values(field) for r in recs])
+def _stack(recs: Sequence[Recorder], field: str, epochs: int) -> np.ndarray:
+    """(runs, N, epochs) values; runs with more complete epochs are cut to the shortest."""
+    return np.stack([r.values(field)[:, :epochs] for r in recs])
 
 
 def dynamics_scores(
@@ -67,10 +68,9 @@ def dynamics_scores(
     epochs = min(r.epochs for r in recs)
     if epochs == 0:
         raise InvalidInputError("dynamics_scores: no complete epoch recorded (call end_epoch)")
-    recs_cut = recs
     ids = base.ids
     out: list[Scores] = []
-    meta_common = {"runs": len(recs), "epochs": [r.epochs for r in recs_cut]}
+    meta_common = {"runs": len(recs), "epochs": epochs}
     if "el2n" in metrics:
         e = epochs - 1 if epoch is None else int(epoch)
         if not 0 <= e < epochs:
@@ -79,7 +79,7 @@ def dynamics_scores(
             )
         per_run = []
         for r in recs:
-            v = r.values("el2n")
+            v = r.values("el2n")[:, :epochs]
             at = v[:, e]
             fallback = np.nanmean(np.where(np.isnan(v).all(axis=1, keepdims=True), 0.0, v), axis=1)
             per_run.append(np.where(np.isnan(at), fallback, at))
@@ -92,17 +92,17 @@ def dynamics_scores(
             )
         )
     if "forgetting" in metrics:
-        s = forgetting(_stack(recs, "correct"), ids=ids)
+        s = forgetting(_stack(recs, "correct", epochs), ids=ids)
         out.append(Scores(ids, s.values, "forgetting", {**s.meta, **meta_common}))
     if "aum" in metrics:
-        s = aum(_stack(recs, "margin"), ids=ids)
+        s = aum(_stack(recs, "margin", epochs), ids=ids)
         out.append(Scores(ids, s.values, "aum", {**s.meta, **meta_common}))
     carto = [m for m in ("confidence", "variability", "correctness") if m in metrics]
     if carto:
-        table = cartography(_stack(recs, "prob"), _stack(recs, "correct"), ids=ids)
+        table = cartography(_stack(recs, "prob", epochs), _stack(recs, "correct", epochs), ids=ids)
         out.extend(Scores(ids, table[m].values, m, {**table[m].meta, **meta_common}) for m in carto)
     if "loss" in metrics:
-        loss = _stack(recs, "loss")
+        loss = _stack(recs, "loss", epochs)
         flat = np.moveaxis(loss, 1, 0).reshape(len(ids), -1)
         seen = ~np.isnan(flat)
         mean = np.where(seen, flat, 0.0).sum(1) / np.maximum(seen.sum(1), 1)
