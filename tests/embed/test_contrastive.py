@@ -132,13 +132,18 @@ def test_augment_is_seeded_and_keeps_range():
 
 @pytest.mark.slow
 def test_learns_something_linear_probe_beats_untrained_network():
+    """Default network, 3 epochs on 2,000 Fashion-MNIST images, probe tested on 1,000 others.
+
+    Random conv features are a strong baseline for a linear probe on this data (about 76 %), and a
+    run this short beats it only narrowly (measured: 0.771 vs 0.763); the full-size run in
+    docs/audit.md shows the gap after real training."""
     from selfprune.evaluate.trainers import get_trainer
     from selfprune.io.sources import load_source
 
     ds = load_source("fashion-mnist")
     x, y = ds.items[:3000], ds.labels[:3000]
-    enc = ContrastiveEncoder(epochs=4, checkpoint_dir="", width=8, dim=64, threads=2).fit(x[:2000], seed=0)
-    rnd = untrained_embeddings(x, seed=0, dim=64)
+    enc = ContrastiveEncoder(epochs=3, checkpoint_dir="", threads=2).fit(x[:2000], seed=0)
+    rnd = untrained_embeddings(x, seed=0)
     probe = get_trainer("linear")
     trained = probe(enc.encode(x[:2000]), y[:2000], enc.encode(x[2000:]), y[2000:], seed=0).test_accuracy
     untrained = probe(rnd[:2000], y[:2000], rnd[2000:], y[2000:], seed=0).test_accuracy
