@@ -91,6 +91,9 @@ def main() -> None:
     ap.add_argument("--dynamics-seeds", type=int, default=2)
     ap.add_argument("--metrics", default=None, help="keep only these score names (comma-separated)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per training run")
+    ap.add_argument("--balance-classes", action="store_true", help="every class gets its share of each subset")
+    ap.add_argument("--cutoff", type=float, default=0.0, help="drop the hardest fraction first")
+    ap.add_argument("--results", default="bench/results/fmnist_curve.json")
     ap.add_argument("--out", default="runs/bench/fmnist_curve")
     args = ap.parse_args()
     # oversubscribed BLAS threads make a 0.3 s logistic regression take seconds on a busy machine
@@ -151,6 +154,8 @@ def main() -> None:
         trainer=args.trainer,
         trainer_settings=settings,
         cache_dir=out / "cache",
+        balance_classes=args.balance_classes,
+        cutoff=args.cutoff,
         progress=progress,
     )
     timings["curve"] = time.perf_counter() - t
@@ -199,7 +204,7 @@ def main() -> None:
         f"trained {curve.trained}, reused {curve.reused}"
     )
     write_json_atomic(
-        Path("bench/results/fmnist_curve.json"),
+        Path(args.results),
         {
             "setting": vars(args),
             "n_train_pool": len(x),
