@@ -20,6 +20,10 @@ def test_dynamics_command_writes_scores_and_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "rec" / "seed-1" / "state.json").is_file()
     assert "el2n" in capsys.readouterr().out
+    again = main(["dynamics", "--data", "digits", "--out", str(out), "--model", "linear",
+                  "--epochs", "1", "--seeds", "1", "--limit", "300",
+                  "--record-dir", str(tmp_path / "rec")])  # fmt: skip
+    assert again == 2 and "already holds a recording" in capsys.readouterr().err
 
 
 def test_memorization_command(tmp_path):

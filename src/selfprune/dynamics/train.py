@@ -19,7 +19,7 @@ import numpy as np
 from selfprune._checks import SeedLike, as_rng, check_ids, check_int, check_labels, seed_int
 from selfprune.dynamics.recorder import Recorder
 from selfprune.dynamics.scores import DYNAMICS_METRICS, dynamics_scores
-from selfprune.errors import InvalidInputError, require
+from selfprune.errors import InvalidInputError, StoreError, require
 from selfprune.metrics.aum import AUMThreshold, aum_threshold, aum_values, threshold_labels
 from selfprune.metrics.grand import grand_values
 from selfprune.metrics.memorization import memorization, subset_masks
@@ -175,9 +175,12 @@ def proxy_dynamics(
     xt = torch.from_numpy(x)
     recs, fulls, lasts, accs = [], [], [], []
     for k in range(seeds):
-        rec = Recorder(
-            len(y), num_classes, None if path is None else Path(path) / f"seed-{k}", ids=ids
-        )
+        folder = None if path is None else Path(path) / f"seed-{k}"
+        if folder is not None and (folder / "state.json").exists():
+            raise StoreError(
+                f"proxy_dynamics: {folder} already holds a recording; choose an empty folder"
+            )
+        rec = Recorder(len(y), num_classes, folder, ids=ids)
         g_full, g_last, acc = _run(
             torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
