@@ -161,6 +161,7 @@ def test_score_from_npy_file(tmp_path):
             "needs labels",
         ),
         (None, ["embed", "--data", "nowhere", "--out", "{p}/emb"], "neither a built-in"),
+        (None, ["embed", "--data", "digits", "--set", "foo=1", "--out", "{p}/emb"], "bad settings for 'pixels'"),
         (
             lambda p: np.savez(p / "d.npz", X=np.zeros((3, 4, 4), np.uint8), y=[0, 1]),
             ["embed", "--data", "{p}/d.npz", "--out", "{p}/emb"],

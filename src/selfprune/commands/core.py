@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
         chunk_rows: Annotated[int, typer.Option(help="rows per stored chunk")] = 8192,
         batch_size: Annotated[int, typer.Option(help="rows per encoder call")] = 512,
         seed: Annotated[int, typer.Option(help="seed for encoders that learn")] = 0,
+        fit_rows: Annotated[int, typer.Option(help="sample size that learning encoders fit on")] = 20_000,
         text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",
         skip_corrupt: Annotated[bool, typer.Option(help="skip corrupt images with a warning")] = False,
     ) -> None:
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
                 chunk_rows=chunk_rows,
                 batch_size=batch_size,
                 seed=seed,
+                fit_rows=fit_rows,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
         stdout.print(f"wrote {len(store)} x {store.dim} embeddings ({encoder}) to {out}")

@@ -26,7 +26,11 @@ def get_encoder(name: str, **params: Any) -> Encoder:
     if target is None:
         raise InvalidInputError(f"get_encoder: unknown encoder {name!r}; choose from {sorted(ENCODERS)}")
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)(**params)
+    factory = getattr(importlib.import_module(module), cls)
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise InvalidInputError(f"get_encoder: bad settings for {name!r}: {exc}") from exc
 
 
 def __getattr__(name: str):
