@@ -67,18 +67,25 @@ def _ranks(order, n):
     return r
 
 
-def test_approx_agreement_is_measured(char_tokenizer, tiny64):
+@pytest.mark.parametrize("prerank", ["stale", "gradient"])
+def test_approx_agreement_is_measured(char_tokenizer, tiny64, prerank):
     layout, _, exact = _run(tiny64, char_tokenizer, CASES[0], "exact", frac=1.0)
     n = len(layout.units)
-    for per_step, rescore in [(2, 0), (2, 8), (4, 8)]:
+    for per_step, rescore in [(2, 0), (1, 6), (3, 6)]:
         _, _, approx = _run(tiny64, char_tokenizer, CASES[0], "approx", frac=1.0,
-                            per_step=per_step, rescore=rescore)
+                            per_step=per_step, rescore=rescore, prerank=prerank)
         assert len(set(approx.order)) == len(approx.order) == len(exact.order)
         rho = spearmanr(_ranks(exact.order, n), _ranks(approx.order, n))[0]
         assert -1.0 <= rho <= 1.0
         assert approx.forward_tokens < exact.forward_tokens
-    # exact J is known at the end of every approximate round
-    assert np.isfinite(approx.values[-1])
+        assert np.isfinite(approx.values[-1])  # exact J is known at the end of every round
+
+
+def test_approx_stale_rescores_all_in_first_round(char_tokenizer, tiny64):
+    """The lazy pre-ranking starts from exact scores: its first deletion is exact greedy's."""
+    exact = _run(tiny64, char_tokenizer, CASES[1], "exact")[2]
+    approx = _run(tiny64, char_tokenizer, CASES[1], "approx", per_step=1, rescore=4)[2]
+    assert approx.order[0] == exact.order[0]
 
 
 def test_distinct_candidates_skip_repeats(char_tokenizer):
@@ -102,5 +109,7 @@ def test_errors(char_tokenizer, tiny64):
         greedy_prune(scorer, 2, search="beam")
     with pytest.raises(InvalidInputError, match="rescore"):
         greedy_prune(scorer, 2, search="approx", per_step=4, rescore=2)
+    with pytest.raises(InvalidInputError, match="prerank"):
+        greedy_prune(scorer, 2, search="approx", prerank="oracle")
     with pytest.raises(InvalidInputError, match="n_steps"):
         greedy_prune(scorer, len(layout.units))

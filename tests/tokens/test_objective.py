@@ -82,17 +82,40 @@ def test_no_connector_single_token_answer_edge_case(char_tokenizer, tiny64):
             np.testing.assert_allclose(fast, naive, rtol=0, atol=1e-9)
 
 
-def test_estimate_costs_one_tail_per_candidate(char_tokenizer, tiny64):
+@pytest.mark.parametrize("kind", ["answer", "joint"])
+def test_gradient_estimate_is_the_first_order_term(char_tokenizer, tiny64, kind):
+    """-dJ/db_u from the estimate matches a finite difference of J in a key's attention bias,
+    computed independently (full sequence, no cache, explicit 4-D mask)."""
+    import torch
+
     layout = build_layout(char_tokenizer, QUESTION, CHAIN, "12")
-    scorer = ChainScorer(tiny64, layout, Objective("answer"))
+    scorer = ChainScorer(tiny64, layout, Objective(kind, 0.5))
     kept = list(range(len(layout.units)))
     state = scorer.current(kept)
-    cands = list(range(len(kept)))
     before = scorer.forward_tokens
-    est = scorer.estimate(state, cands)
-    assert scorer.forward_tokens - before == len(cands) * (len(layout.tail) - 1)
-    assert est.shape == (len(cands),) and np.all(np.isfinite(est))
-    assert np.ptp(est) > 0
+    est = scorer.gradient_estimate(state)
+    n_body = len(layout.chain) + len(layout.tail) - 1
+    assert scorer.forward_tokens - before == 3 * n_body
+    seq = torch.tensor([layout.sequence(state.tokens)])
+    N, P, K, A = seq.shape[1], len(layout.prefix), len(layout.chain), layout.n_answer
+
+    def J(bias_col, eps):
+        mask = torch.full((N, N), torch.finfo(torch.float64).min, dtype=torch.float64).triu(1)
+        mask[bias_col:, bias_col] += eps
+        with torch.inference_mode():
+            lp = torch.log_softmax(tiny64(input_ids=seq, attention_mask=mask[None, None]).logits[0, :-1], -1)
+            lp = lp.gather(-1, seq[0, 1:, None])[:, 0].numpy()
+        return Objective(kind, 0.5).combine(lp[-A:].sum(), lp[P - 1: P - 1 + K].sum(), K, A)
+
+    lsum = state.token_lp[:K]
+    for u in (0, 5, K - 1):
+        eps = 1e-2  # Llama's RMSNorm runs in float32 even in a float64 model: keep eps coarse
+        grad = (J(P + u, eps) - J(P + u, -eps)) / (2 * eps)
+        own = 0.0
+        if kind == "joint":
+            own = float(Objective(kind, 0.5).combine(0.0, state.chain_lp - lsum[u], K - 1, A)
+                        - Objective(kind, 0.5).combine(0.0, state.chain_lp, K, A))
+        assert est[u] == pytest.approx(state.value - grad + own, abs=5e-4)
 
 
 def test_layout_units_and_prompt(char_tokenizer):

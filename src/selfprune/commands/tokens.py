@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[str, typer.Option(help="keep ratios, comma-separated, each in (0, 1)")] = "0.3,0.5,0.7",
         unit: Annotated[str, typer.Option(help="prune model tokens or whole words: token, word")] = "token",
         search: Annotated[str, typer.Option(help="exact (fast, exact), naive (reference), approx")] = "exact",
-        per_step: Annotated[int, typer.Option(help="approx: deletions per round")] = 4,
-        rescore: Annotated[int, typer.Option(help="approx: candidates re-scored exactly per round (0 = all)")] = 16,
+        per_step: Annotated[int, typer.Option(help="approx: deletions per round")] = 2,
+        rescore: Annotated[int, typer.Option(help="approx: candidates re-scored exactly per round (0 = all)")] = 8,
+        prerank: Annotated[str, typer.Option(help="approx: stale (last exact scores) or gradient")] = "stale",
         prompt: Annotated[str, typer.Option(help="auto, chat (the tokenizer's chat template) or plain")] = "auto",
         connector: Annotated[str, typer.Option(help="text between chain and answer")] = "\nThe answer is",
         baselines: Annotated[bool, typer.Option(help="also run surprisal, random and uniform deletion")] = True,
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
         with console.status(f"loading {model}"):
             lm = load_causal_lm(model, dtype=dtype, threads=threads)
         pruner = TokenPruner(lm, objective=objective, joint_weight=joint_weight, keep=keep,
-                             unit=unit, search=search, per_step=per_step, rescore=rescore,
+                             unit=unit, search=search, per_step=per_step, rescore=rescore, prerank=prerank,
                              prompt=prompt, connector=connector, baselines=baselines,
                              curve_step=curve_step, seed=seed, batch_tokens=batch_tokens)
 

@@ -10,10 +10,15 @@ of them and picks the same one, the first maximum).
 * ``exact``: the same choices, computed with the prefix cache, the shared key/value cache of the
   current sequence and batched suffixes (:meth:`ChainScorer.candidates`). Equal to ``naive`` up to
   float rounding (the tests check the orders are identical).
-* ``approx``: per round, pre-rank all candidates by the cheap masked-cache estimate
-  (:meth:`ChainScorer.estimate`), re-score the best ``rescore`` exactly, and delete the best
-  ``per_step`` of those at once (in order of their exact single-deletion J). ``rescore=0`` scores
-  every candidate exactly; ``per_step=1, rescore=0`` is ``exact``.
+* ``approx``: per round, score only ``rescore`` candidates exactly, chosen by a cheap pre-ranking,
+  and delete the best ``per_step`` of them at once (in order of their exact J). ``prerank``:
+  ``stale`` ranks by each unit's exact score from the last round that scored it (deletion
+  effects change slowly as the chain shrinks: lazy greedy; the first round scores everything,
+  and the ``NEIGHBOURS`` units on each side of a deletion are always re-scored, since their
+  context changed most);
+  ``gradient`` ranks by a first-order estimate from one forward and backward
+  (:meth:`ChainScorer.gradient_estimate`). ``rescore=0`` scores every candidate exactly, so
+  ``per_step=1, rescore=0`` is ``exact``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from selfprune.errors import InvalidInputError
 from selfprune.tokens.objective import ChainScorer, Layout
 
 SEARCHES = ("exact", "naive", "approx")
+PRERANKS = ("stale", "gradient")
+NEIGHBOURS = 2  # stale pre-ranking: units this close (in kept positions) to a deletion are re-scored
 
 
 @dataclass(frozen=True)
@@ -55,21 +62,22 @@ def distinct_candidates(layout: Layout, kept: list[int]) -> list[int]:
     return out
 
 
-def check_search(search: str, per_step: int, rescore: int) -> tuple[str, int, int]:
+def check_search(search: str, per_step: int, rescore: int, prerank: str = "stale") -> tuple[str, int, int, str]:
     if search not in SEARCHES:
         raise InvalidInputError(f"greedy_prune: search must be one of {SEARCHES}, got {search!r}")
+    if prerank not in PRERANKS:
+        raise InvalidInputError(f"greedy_prune: prerank must be one of {PRERANKS}, got {prerank!r}")
     per_step = check_int(per_step, caller="greedy_prune", name="per_step", low=1)
     rescore = check_int(rescore, caller="greedy_prune", name="rescore", low=0)
     if rescore and rescore < per_step:
-        raise InvalidInputError(
-            f"greedy_prune: rescore ({rescore}) must be 0 or at least per_step ({per_step})")
-    return search, per_step, rescore
+        raise InvalidInputError(f"greedy_prune: rescore ({rescore}) must be 0 or at least per_step ({per_step})")
+    return search, per_step, rescore, prerank
 
 
-def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", per_step: int = 4,
-                 rescore: int = 16) -> SearchResult:
-    """Delete ``n_steps`` units greedily; ``per_step``/``rescore`` apply to ``approx`` only."""
-    search, per_step, rescore = check_search(search, per_step, rescore)
+def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", per_step: int = 2,
+                 rescore: int = 8, prerank: str = "stale") -> SearchResult:
+    """Delete ``n_steps`` units greedily; ``per_step``/``rescore``/``prerank`` apply to ``approx``."""
+    search, per_step, rescore, prerank = check_search(search, per_step, rescore, prerank)
     n_units = len(scorer.layout.units)
     n_steps = check_int(n_steps, caller="greedy_prune", name="n_steps", low=0, high=n_units - 1)
     t0 = time.perf_counter()
@@ -93,26 +101,37 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
             if search == "exact" and len(order) < n_steps:
                 state = scorer.current(kept)
     else:
+        stale: dict[int, float] = {}  # unit -> change of J on deleting it, when last scored exactly
+        gaps: list[int] = []
         while len(order) < n_steps:
             cands = distinct_candidates(scorer.layout, kept)
             if rescore and len(cands) > rescore:
-                est = scorer.estimate(state, cands)
-                top = np.argsort(-est, kind="stable")[:rescore]
+                if prerank == "gradient":
+                    est = scorer.gradient_estimate(state)[cands]
+                    top = set(np.argsort(-est, kind="stable")[:rescore].tolist())
+                else:  # the best by their last exact score, plus never-scored units
+                    est = np.array([stale.get(kept[c], np.nan) for c in cands])
+                    top = set(np.flatnonzero(np.isnan(est)).tolist())
+                    top |= set(np.argsort(-np.nan_to_num(est, nan=-np.inf), kind="stable")[:rescore].tolist())
+                    # and the neighbours of the last deletions, whose context changed most
+                    near = {p for g in gaps for p in range(g - NEIGHBOURS, g + NEIGHBOURS)}
+                    top |= {i for i, c in enumerate(cands) if c in near}
                 cands = [cands[i] for i in sorted(top)]
             scores = scorer.candidates(state, cands)
+            stale.update((kept[c], float(j) - state.value) for c, j in zip(cands, scores, strict=True))
             take = min(per_step, n_steps - len(order), len(cands))
             best = np.argsort(-scores, kind="stable")[:take]
-            chosen = [cands[i] for i in best]
-            for i, c in enumerate(chosen):
-                order.append(kept[c])
-                values.append(float(scores[best[0]]) if i == 0 else float("nan"))
-            gone = set(chosen)
+            for i, b in enumerate(best):
+                order.append(kept[cands[b]])
+                values.append(float(scores[b]) if i == 0 else float("nan"))
+            gone = {cands[b] for b in best}
             kept = [u for c, u in enumerate(kept) if c not in gone]
+            # positions in the new kept list where units were removed (the gap sits before them)
+            gaps = [c - sum(1 for g in gone if g < c) for c in sorted(gone)]
             state = scorer.current(kept)
-            if take > 1:
-                values[-1] = state.value
-    return SearchResult(order=order, values=values, initial=initial,
-                        seconds=time.perf_counter() - t0,
+            values[-1] = state.value
+    approx = search == "approx"
+    return SearchResult(order=order, values=values, initial=initial, seconds=time.perf_counter() - t0,
                         forward_tokens=scorer.forward_tokens - tokens0,
-                        meta={"search": search, "per_step": per_step if search == "approx" else 1,
-                              "rescore": rescore if search == "approx" else 0})
+                        meta={"search": search, "per_step": per_step if approx else 1,
+                              "rescore": rescore if approx else 0, "prerank": prerank if approx else None})

@@ -188,7 +188,9 @@ class _Runner:
         params = inspect.signature(model.forward).parameters
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
         self.has_keep = "logits_to_keep" in params
-        self.device = next(model.parameters()).device
+        first = next(model.parameters())
+        self.device = first.device
+        self.dtype = first.dtype
 
     def __call__(self, ids, mask=None, pos=None, kv=None, keep: int = 0, want_cache=False):
         kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "position_ids": pos,
@@ -322,6 +324,7 @@ class ChainScorer:
             logits, kv = self.run(ids, keep=1, want_cache=True)
             self.forward_tokens += self.P
         self.prefix_kv = kv
+        self._grad_prefix: tuple[Any, Any] | None = None
         self.prefix_row = torch.log_softmax(_wide(logits[0, -1]), dim=-1)
         self._kv_bytes_per_token = sum(
             k.shape[1] * k.shape[3] * k.element_size() + v.shape[1] * v.shape[3] * v.element_size()
@@ -468,53 +471,57 @@ class ChainScorer:
                 out[i] = self.objective.combine(lp[-A:].sum(), chain_lp, K, A)
         return out
 
-    # -- the cheap estimate used to pre-rank candidates (approximate search) --------------------
+    # -- the first-order estimate used to pre-rank candidates (approximate search) --------------
 
-    def estimate(self, state: State, cands: Sequence[int]) -> np.ndarray:
-        """Cheap J estimate per candidate: hide the unit's cached keys/values and recompute only
-        the tail (connector + answer); the other chain tokens keep their cached states and
-        positions. Costs ``len(tail)`` tokens per candidate instead of the whole suffix."""
+    def gradient_estimate(self, state: State) -> np.ndarray:
+        """First-order estimate of J after deleting each kept unit (array over ``state.kept``).
+
+        Deleting a token is, up to the one-position shift of later tokens, hiding its key/value
+        from every query in every layer. Give each chain key an additive attention-logit bias
+        ``b`` (shared by all layers and heads; ``b = log g`` for a gate ``g`` on its attention
+        weight); deletion is ``g: 1 -> 0``, so to first order ``J_after ~ J - dJ/db`` summed over
+        the unit's tokens. One forward and one backward of the chain on top of the prefix cache,
+        whatever the number of candidates. For ``joint`` the deleted unit's own log-probability
+        leaves the chain mean exactly, not to first order.
+        """
         torch = self.torch
-        P, T, A = self.P, self.T, self.A
+        P, A = self.P, self.A
         K = len(state.tokens)
-        N = P + K + T
-        past = N - 1
-        tail = list(self.layout.tail)
-        m = T - 1
-        out = np.zeros(len(cands), dtype=np.float64)
+        body = [self.layout.chain[t] for t in state.tokens] + list(self.layout.tail)
+        n = len(body) - 1
         dev = self.run.device
-        chain_lp = state.token_lp[:K]
-        prefix_chain = np.concatenate([[0.0], np.cumsum(chain_lp)])
-        with torch.inference_mode():
-            batches = self._batches([max(m, 1)] * len(cands), past)
-            for rows in batches:
-                B = len(rows)
-                mask = torch.zeros((B, past + m), dtype=torch.long)
-                mask[:, : P + K] = 1
-                mask[:, past:] = 1
-                for j, r in enumerate(rows):
-                    u0, u1 = state.unit_bounds[cands[r]]
-                    mask[j, P + u0: P + u1] = 0
-                # the first tail token is predicted by the last kept chain token's cached row
-                # (unchanged unless that token is the one deleted: then use the row before it)
-                pred_first = []
-                for r in rows:
-                    u0, u1 = state.unit_bounds[cands[r]]
-                    k = K if u1 < K else u0  # rows[k] predicts body[k] from position P+k-1
-                    pred_first.append(float(state.rows[k][tail[0]]))
-                if m:
-                    ids = torch.tensor([tail[:-1]] * B, device=dev)
-                    pos = torch.arange(P + K, P + K + m, device=dev)[None].expand(B, -1)
-                    logits, _ = self.run(ids, mask.to(dev), pos, kv=state.kv, keep=m)
-                    self.forward_tokens += B * m
-                    tgt = torch.tensor(tail[1:], device=dev)[None].expand(B, -1)
-                    lp = _token_logprobs(torch, logits, tgt).double().cpu().numpy()
-                else:
-                    lp = np.zeros((B, 0))
-                for j, r in enumerate(rows):
-                    pred = np.concatenate([[pred_first[j]], lp[j]])
-                    u0, u1 = state.unit_bounds[cands[r]]
-                    removed = prefix_chain[u1] - prefix_chain[u0]
-                    out[r] = self.objective.combine(pred[-A:].sum(), state.chain_lp - removed,
-                                                    K - (u1 - u0), A)
+        dtype = self.run.dtype
+        ids = torch.tensor([body[:-1]], device=dev)
+        pos = torch.arange(P, P + n, device=dev)[None]
+        neg = torch.finfo(dtype).min
+        causal = torch.full((n, n), neg, dtype=dtype, device=dev).triu(1)
+        bias = torch.zeros(K, dtype=dtype, device=dev, requires_grad=True)  # chain keys only
+        if self._grad_prefix is None:  # autograd cannot keep inference-mode tensors: copy once
+            self._grad_prefix = ([(k.clone(), v.clone()) for k, v in self.prefix_kv],
+                                 self.prefix_row.clone())
+        prefix_kv, prefix_row = self._grad_prefix
+        with torch.enable_grad():
+            cols = torch.cat([bias, torch.zeros(n - K, dtype=dtype, device=dev)])
+            mask = torch.cat([torch.zeros((n, P), dtype=dtype, device=dev), causal + cols[None]], dim=1)
+            logits, _ = self.run(ids, mask[None, None], pos, kv=prefix_kv)
+            rows = torch.cat([prefix_row[None].to(logits.dtype), torch.log_softmax(_wide(logits[0]), -1)])
+            lp = rows.gather(-1, torch.tensor(body, device=dev)[:, None])[:, 0]
+            answer = lp[-A:].sum()
+            value = answer
+            if self.objective.needs_chain and K:
+                value = answer + self.objective.weight * A * lp[:K].sum() / K
+            (grad,) = torch.autograd.grad(value, bias)
+        self.forward_tokens += 3 * n  # a backward costs about two forwards
+        g = grad[:K].double().cpu().numpy()
+        gsum = np.concatenate([[0.0], np.cumsum(g)])
+        lsum = np.concatenate([[0.0], np.cumsum(state.token_lp[:K])])
+        out = np.empty(len(state.kept), dtype=np.float64)
+        for c, (u0, u1) in enumerate(state.unit_bounds):
+            est = state.value - (gsum[u1] - gsum[u0])
+            if self.objective.needs_chain:
+                own = lsum[u1] - lsum[u0]
+                before = self.objective.combine(0.0, state.chain_lp, K, A)
+                after = self.objective.combine(0.0, state.chain_lp - own, K - (u1 - u0), A)
+                est += float(after - before)
+            out[c] = est
         return out

@@ -91,15 +91,17 @@ class TokenPruner:
     ``joint_weight``); ``keep``: the keep ratios (fractions of the chain's units) to report;
     ``unit``: prune model ``token``\\ s or whole ``word``\\ s; ``search``: ``exact`` (fast, exact),
     ``naive`` (reference) or ``approx`` (``per_step`` deletions per round after re-scoring the
-    ``rescore`` best of a cheap pre-ranking); ``prompt``/``connector``: how question and answer are
-    framed (see :func:`~selfprune.tokens.objective.build_layout`); ``curve_step``: spacing of the
-    extra keep ratios at which every method's answer log-likelihood is measured (0: only ``keep``);
+    ``rescore`` best of a ``prerank`` pre-ranking, ``stale`` or ``gradient``);
+    ``prompt``/``connector``: how question and answer are framed (see
+    :func:`~selfprune.tokens.objective.build_layout`); ``curve_step``: spacing of the extra keep
+    ratios at which every method's answer log-likelihood is measured (0: only ``keep``);
     ``seed``: the random baseline's seed (combined with each chain's id).
     """
 
     def __init__(self, lm: CausalLM, *, objective: str = "answer", joint_weight: float = 1.0,
                  keep: str | float | Sequence[float] = (0.3, 0.5, 0.7), unit: str = "token",
-                 search: str = "exact", per_step: int = 4, rescore: int = 16, prompt: str = "auto",
+                 search: str = "exact", per_step: int = 2, rescore: int = 8, prerank: str = "stale",
+                 prompt: str = "auto",
                  connector: str = DEFAULT_CONNECTOR, baselines: bool = True,
                  curve_step: float = 0.1, seed: int = 0, batch_tokens: int = 1024) -> None:
         if objective not in OBJECTIVES:
@@ -110,7 +112,7 @@ class TokenPruner:
             raise InvalidInputError(f"TokenPruner: prompt must be one of {PROMPTS}, got {prompt!r}")
         if not isinstance(connector, str):
             raise InvalidInputError(f"TokenPruner: connector must be a string, got {connector!r}")
-        self.search, self.per_step, self.rescore = check_search(search, per_step, rescore)
+        self.search, self.per_step, self.rescore, self.prerank = check_search(search, per_step, rescore, prerank)
         self.objective = Objective(objective, float(joint_weight))
         self.keep = parse_keep(keep)
         try:
@@ -136,6 +138,7 @@ class TokenPruner:
             "keep": list(self.keep), "unit": self.unit, "search": self.search,
             "per_step": self.per_step if self.search == "approx" else None,
             "rescore": self.rescore if self.search == "approx" else None,
+            "prerank": self.prerank if self.search == "approx" else None,
             "prompt": self.prompt, "connector": self.connector, "baselines": self.baselines,
             "curve_step": self.curve_step, "seed": self.seed, "dtype": str(self.lm.dtype),
             "format": RESULT_FORMAT,
@@ -159,7 +162,7 @@ class TokenPruner:
         scorer = ChainScorer(self.lm.model, layout, self.objective, batch_tokens=self.batch_tokens)
         t0 = time.perf_counter()
         result = greedy_prune(scorer, n_steps, search=self.search, per_step=self.per_step,
-                              rescore=self.rescore)
+                              rescore=self.rescore, prerank=self.prerank)
         search_seconds = time.perf_counter() - t0
 
         # token surprisal on the full chain (answer-independent), from the scorer's first pass
