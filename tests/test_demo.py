@@ -24,8 +24,8 @@ def test_demo_on_digits_end_to_end_and_resumes(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     assert len(data["runs"]) == (2 + 1) * 2 + 2  # hard, easy, random x 2 seeds + full x 2
     assert all(0.5 < r["test_accuracy"] <= 1.0 for r in data["runs"])
-    runs = sorted((tmp_path / "runs").iterdir())
+    runs = sorted((tmp_path / "cache" / "runs").iterdir())
     stamps = [p.stat().st_mtime_ns for p in runs]
     again = run_demo(cfg, tmp_path)  # every run cached: nothing retrained, same table
-    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "runs").iterdir())] == stamps
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "runs").iterdir())] == stamps
     assert again.rows == first.rows

@@ -1,16 +1,15 @@
 """The built-in end-to-end run on Fashion-MNIST: embed, score, select, train against random.
 
 For each keep ratio and policy, the same fixed classifier is trained on the kept subset and on
-random subsets of equal size, over several seeds; the table, a plot and a Markdown report land in
-the output folder. Every training run is cached as a small JSON file, so a killed demo resumes.
+random subsets of equal size, over several seeds (:func:`~selfprune.evaluate.curve.scaling_curve`);
+the table, a plot and a Markdown report land in the output folder. Every training run is cached,
+so a killed demo resumes.
 Nothing here is tuned to flatter pruning: the numbers are what they are.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,11 +88,10 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     """Run the demo into ``out``; see the module docstring."""
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
-    from selfprune.evaluate.trainers import get_trainer
+    from selfprune.evaluate.curve import scaling_curve
     from selfprune.io.sources import load_source
     from selfprune.io.tables import write_scores
-    from selfprune.metrics import prototypes, random_scores
-    from selfprune.select import select
+    from selfprune.metrics import prototypes
 
     say = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()
@@ -124,44 +122,28 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     scores = prototypes(store, k=cfg.k, seeds=0, encoder=cfg.encoder)
     write_scores(out / "scores.parquet", scores.to_table(labels=sub.labels))
 
-    x_train, y_train = sub.items, sub.labels
-    pos_of = {v: i for i, v in enumerate(sub.ids.tolist())}
-    trainer = get_trainer(cfg.trainer, **({} if cfg.trainer == "linear" else {"epochs": cfg.epochs}))
-    plan = [
-        (keep, policy, seed) for keep in cfg.keeps for policy in (*cfg.policies, "random") for seed in range(cfg.seeds)
+    say(f"train {cfg.trainer} on pruned and random subsets")
+    curve = scaling_curve(
+        scores,
+        x_train=sub.items,
+        y_train=sub.labels,
+        x_test=x_test,
+        y_test=y_test,
+        train_ids=sub.ids,
+        policies=cfg.policies,
+        keep=(*cfg.keeps, 1.0),
+        seeds=cfg.seeds,
+        trainer=cfg.trainer,
+        trainer_settings=None if cfg.trainer == "linear" else {"epochs": cfg.epochs},
+        cache_dir=out / "cache",
+        progress=lambda done, total, row: say(f"train {cfg.trainer}", done, total),
+    )
+    # keep 1.0 is the same full set for every policy (trained once, thanks to the cache): one "full" row
+    rows = [
+        {**r, "policy": "full" if r["keep"] == 1.0 else r["policy"], "encoder": cfg.encoder, "trainer": cfg.trainer}
+        for r in curve.rows
+        if r["keep"] != 1.0 or r["metric"] == "random"
     ]
-    plan += [(1.0, "full", seed) for seed in range(cfg.seeds)]
-    cache = out / "runs"
-    rows = []
-    for i, (keep, policy, seed) in enumerate(plan):
-        say(f"train {cfg.trainer}: keep {keep} {policy} seed {seed}", i, len(plan))
-        key = _run_key(cfg, keep, policy, seed)
-        cached = cache / f"{key}.json"
-        if cached.is_file():
-            rows.append(json.loads(cached.read_text()))
-            continue
-        if policy == "full":
-            kept = sub.ids
-        elif policy == "random":
-            kept = select(random_scores(sub.ids, seed=1000 + seed), keep, policy="hard").ids
-        else:
-            kept = select(scores, keep, policy=policy).ids
-        pos = np.array([pos_of[i] for i in kept.tolist()])
-        res = trainer(x_train[pos], y_train[pos], x_test, y_test, seed=seed)
-        row = {
-            "metric": "random" if policy in ("random", "full") else "prototypes",
-            "policy": policy,
-            "keep": keep,
-            "seed": seed,
-            "n_train": res.n_train,
-            "test_accuracy": res.test_accuracy,
-            "encoder": cfg.encoder,
-            "trainer": cfg.trainer,
-            "epochs": res.epochs,
-        }
-        write_json_atomic(cached, row)
-        rows.append(row)
-    say("report", len(plan), len(plan))
     summary = summarize_runs(rows)
     seconds = time.perf_counter() - t0
     report = _write_outputs(cfg, out, rows, summary, seconds)
@@ -172,11 +154,6 @@ def _subset(n: int, size: int | None, *, seed: int) -> np.ndarray:
     if size is None or size >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-
-
-def _run_key(cfg: DemoConfig, keep: float, policy: str, seed: int) -> str:
-    blob = json.dumps([dataclasses.asdict(cfg), keep, policy, seed], sort_keys=True, default=list)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
