@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--clusters", type=int, default=2000)
-    ap.add_argument("--sklearn-subsample", type=int, default=50_000)
+    ap.add_argument("--sklearn-subsample", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--child", nargs=5, metavar=("PATH", "MODE", "K", "SUB", "SEED"), help=argparse.SUPPRESS)

@@ -29,8 +29,8 @@ class DemoConfig:
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)
     policies: tuple[str, ...] = ("hard", "easy")
     seeds: int = 2
-    trainer: str = "small-cnn"
-    epochs: int = 2
+    trainer: str = "mlp"
+    epochs: int = 5
     train_subset: int | None = None  # None: the full training split
     test_subset: int | None = None
 

@@ -263,7 +263,7 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="encoder (default efficientnet-lite0; pixels with --quick)")
         ] = None,
         trainer: Annotated[
-            str | None, typer.Option(help="fixed classifier (default small-cnn; mlp with --quick)")
+            str | None, typer.Option(help="fixed classifier (default mlp, 5 epochs; small-cnn is slower)")
         ] = None,
         seeds: Annotated[int, typer.Option(help="training seeds per subset")] = 2,
     ) -> None:

@@ -61,9 +61,17 @@ def prototypes(
 
     total = np.zeros(n, dtype=np.float64)
     for s in seed_list:
-        sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s), inplace=True)
-        cents = fit_centroids(sample, k=k, seed=s, niter=niter, max_points_per_centroid=max_points_per_centroid)
-        total += map_chunks(x, lambda c, cents=cents: 1.0 - nearest_similarity(_checked_norm(c), cents)[0])
+        # the sample is a temporary of the call: freed before the map, so peak memory stays low
+        cents = fit_centroids(
+            normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s), inplace=True),
+            k=k,
+            seed=s,
+            niter=niter,
+            max_points_per_centroid=max_points_per_centroid,
+        )
+        total += map_chunks(
+            x, lambda c, cents=cents: 1.0 - nearest_similarity(_checked_norm(c), cents)[0], chunk_rows=16_384
+        )
     values = np.clip(total / len(seed_list), 0.0, 2.0)
     meta = {"k": k, "seeds": seed_list, "niter": niter, "max_points_per_centroid": max_points_per_centroid}
     if encoder:
