@@ -1,15 +1,17 @@
 """Token pruning benchmark: seconds per chain for naive exact, fast exact and approximate greedy.
 
 Generated word-problem chains of about ``--tokens`` model tokens are pruned to ``--keep`` with the
-default model (SmolLM2-135M), all modes on the same chains in one run, so the ratios compare like
-with like. Prints a table and writes ``bench/results/tokens.json`` (rewritten after every chain,
+default model (SmolLM2-135M), every mode on the same chains in one run, so the ratios compare like
+with like. Each ``--approx`` setting (``prerank:per_step:rescore``) is measured against exact:
+Spearman correlation of the deletion ranks (never-deleted units tied last) and overlap of the
+kept sets. Prints a table and writes ``bench/results/tokens.json`` (rewritten after every chain,
 so a long run that is stopped keeps what it measured).
 
-The spec setting is ``--chains 20 --tokens 128 --keep 0.5``; naive greedy costs about L^3/6 token
-forwards per chain, so on 2 CPU cores use ``--naive-chains`` (naive runs on the first N chains
-only) or fewer/shorter chains.
+The spec setting is ``--chains 20 --tokens 128 --keep 0.5``. Naive greedy costs about L^3/3
+token-forwards per chain, so on 2 CPU cores use ``--naive-chains N`` (naive on the first N chains
+only) or fewer/shorter chains, e.g.
 
-    python bench/tokens.py --chains 3 --tokens 64 --naive-chains 1 --threads 2
+    python bench/tokens.py --chains 3 --tokens 64 --naive-chains 2 --threads 1
 """
 
 from __future__ import annotations

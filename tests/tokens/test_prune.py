@@ -104,10 +104,20 @@ def test_run_refuses_other_settings_unless_restart(tiny_lm, short_records, tmp_p
     prune_chains(short_records[:1], TokenPruner(tiny_lm, keep=0.5), tmp_path)
     with pytest.raises(InvalidInputError, match="differs in: keep"):
         prune_chains(short_records[:1], TokenPruner(tiny_lm, keep=0.6), tmp_path)
-    with pytest.raises(InvalidInputError, match="input rows"):
-        prune_chains(short_records[1:2], TokenPruner(tiny_lm, keep=0.5), tmp_path)
     res = prune_chains(short_records[1:2], TokenPruner(tiny_lm, keep=0.6), tmp_path, restart=True)
     assert res[0]["id"] == "b"
+
+
+def test_run_extends_and_redoes_only_changed_rows(tiny_lm, short_records, tmp_path):
+    pruner = TokenPruner(tiny_lm, keep=0.5, baselines=False, curve_step=0)
+    prune_chains(short_records[:2], pruner, tmp_path)  # like --limit 2
+    seen = []
+    prune_chains(short_records, pruner, tmp_path, on_chain=lambda i, n, r, reused: seen.append(reused))
+    assert seen == [True, True, False]  # a longer limit extends the run
+    edited = [short_records[0], {**short_records[1], "answer": "6"}, short_records[2]]
+    seen.clear()
+    res = prune_chains(edited, pruner, tmp_path, on_chain=lambda i, n, r, reused: seen.append(reused))
+    assert seen == [True, False, True] and res[1]["answer"] == "6"
 
 
 def test_outputs_and_tables(tiny_lm, short_records, tmp_path):

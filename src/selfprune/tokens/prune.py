@@ -235,12 +235,9 @@ def _unit_steps(order: Sequence[int], n_units: int, n_steps: int) -> np.ndarray:
 # Whole runs with per-chain checkpoints
 
 
-def _records_digest(records: Sequence[ChainRecord]) -> str:
-    h = hashlib.sha256()
-    for r in records:
-        h.update(json.dumps(r.to_row(), sort_keys=True, ensure_ascii=False).encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
+def _record_digest(record: ChainRecord) -> str:
+    row = json.dumps(record.to_row(), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(row.encode("utf-8")).hexdigest()
 
 
 def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenPruner,
@@ -249,27 +246,26 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
                  ) -> list[dict[str, Any]]:
     """Prune every record into ``out/chains/NNNNNN.json`` (atomic, one file per chain).
 
-    ``out/run.json`` records the settings and a digest of the records; rerunning into the same
-    folder with the same settings reuses finished chains (a killed run resumes; the results are
-    identical because every chain is deterministic). Other settings raise unless ``restart``,
-    which discards the old checkpoints. ``on_chain(i, n, result, reused)`` reports progress.
-    Returns the per-chain results in input order.
+    ``out/run.json`` records the settings. Rerunning into the same folder with the same settings
+    reuses every finished chain whose input row is unchanged (a killed run resumes, a longer
+    ``--limit`` extends, an edited row is redone); the results are identical because every chain
+    is deterministic, and the files are written with the same key order. Other settings raise
+    unless ``restart``, which discards the old checkpoints. ``on_chain(i, n, result, reused)``
+    reports progress. Returns the per-chain results in input order.
     """
     recs = as_records(records)
     out = Path(out)
     chains_dir = out / "chains"
     manifest_path = out / "run.json"
-    manifest = {"config": pruner.config(), "records_sha256": _records_digest(recs),
-                "n_records": len(recs)}
+    manifest = {"config": pruner.config()}
     if manifest_path.is_file() and not restart:
         try:
             old = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = None
         if old != manifest:
-            diff = _manifest_diff(old, manifest)
             raise InvalidInputError(
-                f"prune_chains: {out} holds a run with other settings or input ({diff}); "
+                f"prune_chains: {out} holds a run with other settings ({_manifest_diff(old, manifest)}); "
                 "use another output folder or restart (CLI: --restart)")
     elif restart and chains_dir.is_dir():
         for f in chains_dir.glob("*.json"):
@@ -279,28 +275,28 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
     results: list[dict[str, Any]] = []
     for i, rec in enumerate(recs):
         path = chains_dir / f"{i:06d}.json"
-        reused = False
+        digest = _record_digest(rec)
         res = None
         if path.is_file():
             try:
-                res = json.loads(path.read_text(encoding="utf-8"))
-                reused = res.get("id") == rec.id
-            except (OSError, ValueError):
-                reused = False
-        if not reused:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("record_sha256") == digest:
+                    res = saved["result"]
+            except (OSError, ValueError, AttributeError, KeyError):
+                res = None
+        reused = res is not None
+        if res is None:
             res = pruner.prune(rec)
             # key order kept (not sorted), so a resumed run writes byte-identical outputs
-            write_text_atomic(path, json.dumps(res, ensure_ascii=False))
-        results.append(res)  # type: ignore[arg-type]
+            write_text_atomic(path, json.dumps({"record_sha256": digest, "result": res}, ensure_ascii=False))
+        results.append(res)
         if on_chain is not None:
-            on_chain(i, len(recs), res, reused)  # type: ignore[arg-type]
+            on_chain(i, len(recs), res, reused)
     return results
 
 
 def _manifest_diff(old: Any, new: dict[str, Any]) -> str:
-    if not isinstance(old, dict):
+    if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
         return "unreadable run.json"
-    parts = [k for k in new["config"] if (old.get("config") or {}).get(k) != new["config"][k]]
-    if old.get("records_sha256") != new["records_sha256"]:
-        parts.append("input rows")
+    parts = [k for k in new["config"] if old["config"].get(k) != new["config"][k]]
     return "differs in: " + ", ".join(parts) if parts else "differs"
