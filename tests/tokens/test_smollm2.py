@@ -64,3 +64,16 @@ def test_greedy_retains_at_least_surprisal_and_random(smol, short_generated):
     greedy = np.array(table["methods"]["greedy"]["mean"])
     for other in ("surprisal", "random"):
         assert np.all(greedy >= np.array(table["methods"][other]["mean"]) - 1e-9), (other, table)
+
+
+def test_token_texts_tile_the_chain_with_byte_level_tokens(smol):
+    """Characters split over several byte-level tokens (÷, emoji) are not repeated in the texts."""
+    from selfprune.tokens.objective import build_layout
+
+    chain = "So 39 ÷ 3 = 13, naïve “quotes” 😀 done.\n\nNext"
+    for unit in ("token", "word"):
+        layout = build_layout(smol.tokenizer, "q", chain, "13", unit=unit)
+        assert "".join(chain[s:e] for s, e in layout.spans) == chain
+        assert smol.tokenizer.decode(list(layout.chain)) == chain
+    words = [chain[layout.spans[s][0]: layout.spans[e - 1][1]] for s, e in layout.units]
+    assert " ÷" in words and " 😀" in words

@@ -77,9 +77,15 @@ class Layout:
 def _token_spans(tokenizer, text: str, ids: list[int]) -> list[tuple[int, int]]:
     try:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        spans = [tuple(map(int, s)) for s in enc["offset_mapping"]]
-        if list(enc["input_ids"]) == list(ids) and len(spans) == len(ids):
-            return spans  # type: ignore[return-value]
+        raw = [tuple(map(int, s)) for s in enc["offset_mapping"]]
+        if list(enc["input_ids"]) == list(ids) and len(raw) == len(ids):
+            # byte-level tokens that split one character all report that character: give it to
+            # the first of them, so the spans tile the text without overlap
+            spans, prev = [], 0
+            for s, e in raw:
+                spans.append((max(s, prev), max(e, prev)))
+                prev = max(e, prev)
+            return spans
     except (NotImplementedError, TypeError, ValueError, KeyError):
         pass
     # slow tokenizers: spans from incremental decoding

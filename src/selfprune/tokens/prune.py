@@ -199,7 +199,7 @@ class TokenPruner:
         tokens = []
         for t, tid in enumerate(layout.chain):
             s, e = layout.spans[t]
-            row = {"position": t, "text": layout.chain_text[s:e] if e > s else self._decode([tid]),
+            row = {"position": t, "text": layout.chain_text[s:e],
                    "token_id": int(tid), "unit": int(unit_of[t]), "category": cats[t],
                    "deleted_step": int(steps["greedy"][unit_of[t]]),
                    "surprisal": round(float(token_surprisal[t]), 6)}
