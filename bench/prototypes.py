@@ -81,6 +81,10 @@ def child(path: str, mode: str, k: int, sub: int, seed: int) -> dict:
     }
 
 
+def _ratio(name: str, best: dict, a: str, b: str, key: str) -> dict:
+    return {name: best[a][key] / best[b][key]} if a in best and b in best else {}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -90,6 +94,7 @@ def main() -> None:
     ap.add_argument("--sklearn-subsample", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--paths", default="faiss,selfprune,sklearn,faiss-sub", help="comma-separated paths to run")
     ap.add_argument("--child", nargs=5, metavar=("PATH", "MODE", "K", "SUB", "SEED"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "prototypes.json"))
     args = ap.parse_args()
@@ -103,7 +108,7 @@ def main() -> None:
         array_bytes = args.n * args.dim * 4
         best: dict[str, dict] = {}
         for _ in range(args.repeats):
-            for mode in ("faiss", "selfprune", "sklearn", "faiss-sub"):
+            for mode in args.paths.split(","):
                 cmd = [
                     sys.executable,
                     __file__,
@@ -127,22 +132,23 @@ def main() -> None:
         "sklearn_subsample": args.sklearn_subsample,
         "array_bytes": array_bytes,
         "runs": best,
-        "selfprune_over_faiss_time": best["selfprune"]["seconds"] / best["faiss"]["seconds"],
-        "selfprune_peak_over_array": best["selfprune"]["peak_rss_bytes"] / array_bytes,
-        "faiss_peak_over_array": best["faiss"]["peak_rss_bytes"] / array_bytes,
-        "sklearn_over_faiss_time_on_subsample": best["sklearn"]["seconds"] / best["faiss-sub"]["seconds"],
+        **_ratio("selfprune_over_faiss_time", best, "selfprune", "faiss", "seconds"),
+        **_ratio("sklearn_over_faiss_time_on_subsample", best, "sklearn", "faiss-sub", "seconds"),
+        **{f"{m}_peak_over_array": r["peak_rss_bytes"] / array_bytes for m, r in best.items()},
     }
     print(f"{'path':<12}{'seconds':>10}{'peak RSS / array':>18}")
     for mode, r in best.items():
         print(f"{mode:<12}{r['seconds']:>10.2f}{r['peak_rss_bytes'] / array_bytes:>18.2f}")
-    print(
-        f"selfprune / faiss time: {result['selfprune_over_faiss_time']:.3f}  "
-        f"(target <= 1.15); selfprune peak / array: {result['selfprune_peak_over_array']:.2f} (target < 1.5)"
-    )
-    print(
-        f"sklearn / faiss time on a {args.sklearn_subsample}-row subsample: "
-        f"{result['sklearn_over_faiss_time_on_subsample']:.1f}"
-    )
+    if "selfprune_over_faiss_time" in result:
+        print(
+            f"selfprune / faiss time: {result['selfprune_over_faiss_time']:.3f} (target <= 1.15); "
+            f"selfprune peak / array: {result['selfprune_peak_over_array']:.2f} (target < 1.5)"
+        )
+    if "sklearn_over_faiss_time_on_subsample" in result:
+        print(
+            f"sklearn / faiss time on a {args.sklearn_subsample}-row subsample: "
+            f"{result['sklearn_over_faiss_time_on_subsample']:.1f}"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

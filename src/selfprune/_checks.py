@@ -27,9 +27,14 @@ def check_embeddings(x, *, caller: str, min_rows: int = 1, name: str = "embeddin
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InvalidInputError(f"{caller}: {name} must be real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.flatnonzero(bad.any(axis=1))
+    # in row blocks: a full-size boolean mask would cost half the array again
+    bad_blocks = [
+        lo + np.flatnonzero(~np.isfinite(arr[lo : lo + 16_384]).all(axis=1))
+        for lo in range(0, arr.shape[0], 16_384)
+        if not np.isfinite(arr[lo : lo + 16_384]).all()
+    ]
+    if bad_blocks:
+        rows = np.concatenate(bad_blocks)
         raise InvalidInputError(f"{caller}: {name} contain NaN or Inf in {len(rows)} row(s), first at row {rows[0]}")
     if arr.shape[0] < min_rows:
         raise InvalidInputError(f"{caller}: needs at least {min_rows} rows of {name}, got {arr.shape[0]}")
