@@ -30,7 +30,7 @@ import numpy as np
 
 from selfprune._checks import check_int
 from selfprune.errors import InvalidInputError
-from selfprune.tokens.objective import ChainScorer, Layout
+from selfprune.tokens.objective import ChainScorer, Layout, State
 
 SEARCHES = ("exact", "naive", "approx")
 PRERANKS = ("stale", "gradient")
@@ -75,8 +75,11 @@ def check_search(search: str, per_step: int, rescore: int, prerank: str = "stale
 
 
 def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", per_step: int = 2,
-                 rescore: int = 8, prerank: str = "stale") -> SearchResult:
-    """Delete ``n_steps`` units greedily; ``per_step``/``rescore``/``prerank`` apply to ``approx``."""
+                 rescore: int = 8, prerank: str = "stale", state: State | None = None) -> SearchResult:
+    """Delete ``n_steps`` units greedily; ``per_step``/``rescore``/``prerank`` apply to ``approx``.
+
+    ``state``: ``scorer.current`` of the full chain, if the caller already has it.
+    """
     search, per_step, rescore, prerank = check_search(search, per_step, rescore, prerank)
     n_units = len(scorer.layout.units)
     n_steps = check_int(n_steps, caller="greedy_prune", name="n_steps", low=0, high=n_units - 1)
@@ -85,7 +88,8 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
     kept = list(range(n_units))
     order: list[int] = []
     values: list[float] = []
-    state = scorer.current(kept)
+    if state is None or state.kept != kept:
+        state = scorer.current(kept)
     initial = state.value
     if search in ("exact", "naive"):
         for _ in range(n_steps):

@@ -159,14 +159,13 @@ class TokenPruner:
                 f"TokenPruner.prune: chain {rec.id!r} has {n_units} {self.unit}; need at least 2")
         counts = {r: resolve_keep(r, n_units, caller="TokenPruner") for r in self.keep}
         n_steps = n_units - min(counts.values())
-        scorer = ChainScorer(self.lm.model, layout, self.objective, batch_tokens=self.batch_tokens)
         t0 = time.perf_counter()
-        result = greedy_prune(scorer, n_steps, search=self.search, per_step=self.per_step,
-                              rescore=self.rescore, prerank=self.prerank)
-        search_seconds = time.perf_counter() - t0
-
-        # token surprisal on the full chain (answer-independent), from the scorer's first pass
+        scorer = ChainScorer(self.lm.model, layout, self.objective, batch_tokens=self.batch_tokens)
         full_state = scorer.current(list(range(n_units)))
+        result = greedy_prune(scorer, n_steps, search=self.search, per_step=self.per_step,
+                              rescore=self.rescore, prerank=self.prerank, state=full_state)
+        search_seconds = time.perf_counter() - t0
+        # self-information of each chain token in the full chain (the surprisal baseline)
         token_surprisal = -full_state.token_lp[: len(layout.chain)]
         orders: dict[str, list[int]] = {"greedy": result.order}
         if self.baselines:
