@@ -414,14 +414,16 @@ class ChainScorer:
             a_s.append(P + u0)
             b_s.append(P + u1)
             n_new.append(N - 1 - (P + u1))
-        past = N - 1
         dev = self.run.device
         with torch.inference_mode():
-            for rows in self._batches(n_new, past):
+            for rows in self._batches(n_new, N - 1):
                 width = max(n_new[r] for r in rows)
                 B = len(rows)
                 logits = None
                 if width > 0:
+                    # rows only attend to cached positions < a: pass no more of the cache than that
+                    past = max(a_s[r] for r in rows)
+                    kv = [(k[:, :, :past], v[:, :, :past]) for k, v in state.kv]
                     ids = torch.zeros((B, width), dtype=torch.long)
                     mask = torch.zeros((B, past + width), dtype=torch.long)
                     pos = torch.zeros((B, width), dtype=torch.long)
@@ -434,8 +436,7 @@ class ChainScorer:
                             pos[j, width - m:] = torch.arange(a, a + m)
                             pos[j, : width - m] = a
                     keep = width if need_chain else min(A, width)
-                    logits, _ = self.run(ids.to(dev), mask.to(dev), pos.to(dev), kv=state.kv,
-                                         keep=keep)
+                    logits, _ = self.run(ids.to(dev), mask.to(dev), pos.to(dev), kv=kv, keep=keep)
                     self.forward_tokens += sum(n_new[r] for r in rows)
                 keep_n = logits.shape[1] if logits is not None else 0
                 for j, r in enumerate(rows):
