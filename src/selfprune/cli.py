@@ -30,6 +30,7 @@ out = Console()
 _COMMAND_MODULES: list[str] = [
     "selfprune.commands.core",
     "selfprune.commands.dynamics",
+    "selfprune.commands.labelfree",
     "selfprune.commands.redundancy",
     "selfprune.commands.curve",
     "selfprune.commands.audit",

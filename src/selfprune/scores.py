@@ -5,7 +5,8 @@ A :class:`Scores` is one metric over N examples: unique ``ids``, finite float64 
 (metric, parameters, encoder, seed, library version). Every metric converts its own signal to that
 direction at the source and says so in its docstring.
 
-A :class:`ScoreTable` is several metrics aligned by id (and optionally the class labels), the
+A :class:`ScoreTable` is several metrics aligned by id (and optionally the class labels and, for
+label-free scores, the pseudo-labels the proxies trained on, never mixed with ``label``), the
 in-memory twin of the score Parquet file: one row per example, ``id`` plus one float column per
 metric, each metric's ``meta`` in the file's key-value metadata.
 """
@@ -21,7 +22,7 @@ import numpy as np
 from selfprune._checks import check_ids, check_labels, check_scores_values
 from selfprune.errors import InvalidInputError
 
-RESERVED_COLUMNS = ("id", "label")
+RESERVED_COLUMNS = ("id", "label", "pseudo_label")
 
 
 def _version() -> str:
@@ -80,6 +81,7 @@ class ScoreTable(Mapping[str, Scores]):
         meta: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         labels=None,
+        pseudo_labels=None,
     ) -> None:
         if not columns:
             raise InvalidInputError("ScoreTable: needs at least one metric column")
@@ -88,6 +90,9 @@ class ScoreTable(Mapping[str, Scores]):
         n = len(np.asarray(first))
         self.ids = check_ids(ids, n, caller="ScoreTable")
         self.labels = None if labels is None else check_labels(labels, n, caller="ScoreTable")
+        self.pseudo_labels = (
+            None if pseudo_labels is None else check_labels(pseudo_labels, n, caller="ScoreTable")
+        )
         self._scores: dict[str, Scores] = {}
         for name, values in columns.items():
             s = Scores(self.ids, values, name, dict(meta.get(name, {})))
@@ -138,13 +143,14 @@ class ScoreTable(Mapping[str, Scores]):
     def with_scores(self, *scores: Scores) -> ScoreTable:
         """A new table with the given Scores added or replaced (aligned by id)."""
         current = [s for k, s in self._scores.items() if k not in {x.name for x in scores}]
-        return ScoreTable.from_scores([*current, *scores], labels=None)._with_labels(self.ids, self.labels)
-
-    def _with_labels(self, ids, labels) -> ScoreTable:
-        if labels is not None:
-            pos = {v: i for i, v in enumerate(np.asarray(ids).tolist())}
-            self.labels = np.asarray(labels)[[pos[i] for i in self.ids.tolist()]]
-        return self
+        out = ScoreTable.from_scores([*current, *scores], labels=None)
+        pos = {v: i for i, v in enumerate(self.ids.tolist())}
+        rows = [pos[i] for i in out.ids.tolist()]
+        if self.labels is not None:
+            out.labels = self.labels[rows]
+        if self.pseudo_labels is not None:
+            out.pseudo_labels = self.pseudo_labels[rows]
+        return out
 
     def to_arrow(self):
         import json
@@ -154,6 +160,8 @@ class ScoreTable(Mapping[str, Scores]):
         arrays = {"id": pa.array(self.ids)}
         if self.labels is not None:
             arrays["label"] = pa.array(self.labels, type=pa.int64())
+        if self.pseudo_labels is not None:
+            arrays["pseudo_label"] = pa.array(self.pseudo_labels, type=pa.int64())
         for name, s in self._scores.items():
             arrays[name] = pa.array(s.values, type=pa.float64())
         table = pa.table(arrays)

@@ -10,7 +10,8 @@ Policies (``policy=``):
   high pruning rates keep covering the whole difficulty range.
 
 ``cutoff=beta`` first drops the hardest ``beta`` fraction (likely mislabelled or unlearnable), with
-any policy. ``balance_classes=True`` gives every class its share of the budget (labels needed) and
+any policy: with a hard policy this is ELFS's "double-end" pruning. :func:`auto_cutoff` chooses
+``beta`` without labels, from the AUM threshold runs of a dynamics score table. ``balance_classes=True`` gives every class its share of the budget (labels needed) and
 applies the policy within each class. Same inputs and seed, same subset.
 """
 
@@ -163,8 +164,44 @@ def _class_quotas(y: np.ndarray, pool: np.ndarray, m: int, classes: np.ndarray) 
     return q
 
 
-def summarize(scores: Scores, selection: Selection, labels=None) -> dict[str, Any]:
-    """A short summary: kept count, score range of kept vs all, kept per class when labels exist."""
+@dataclass(frozen=True)
+class CutoffChoice:
+    """A cutoff chosen from data: the fraction ``beta`` and the figure it came from, in words."""
+
+    beta: float
+    reason: str
+    flagged: int
+    n: int
+
+
+def auto_cutoff(flagged, *, majority: float = 0.5) -> CutoffChoice:
+    """``beta`` = the share of examples that AUM threshold runs flag as mis-assigned.
+
+    ``flagged`` is the ``aum_flagged`` score (the fraction of threshold runs, Pleiss et al. 2020,
+    in which an example's AUM fell below the threshold samples' 99th percentile); an example counts
+    when that fraction is at least ``majority``. Under pseudo-labels those are mostly clustering
+    errors, the examples ELFS drops first; no label is needed. ``beta`` is capped below 0.9 so
+    that a budget remains.
+    """
+    v = flagged.values if isinstance(flagged, Scores) else np.asarray(flagged, dtype=np.float64)
+    if v.ndim != 1 or len(v) == 0 or not np.all(np.isfinite(v)) or v.min() < 0 or v.max() > 1:
+        raise InvalidInputError("auto_cutoff: flagged must be a non-empty 1-D array of fractions in [0, 1]")
+    if not 0.0 < majority <= 1.0:
+        raise InvalidInputError(f"auto_cutoff: majority must be in (0, 1], got {majority}")
+    count = int((v >= majority).sum())
+    beta = min(count / len(v), 0.89)
+    reason = (
+        f"cutoff auto: {count:,} of {len(v):,} examples ({count / len(v):.1%}) fall below the AUM threshold "
+        f"in at least {majority:.0%} of the threshold runs (likely mis-assigned); beta = {beta:.3f}"
+    )
+    return CutoffChoice(beta=beta, reason=reason, flagged=count, n=len(v))
+
+
+def summarize(scores: Scores, selection: Selection, labels=None, *, classes_from: str = "labels") -> dict[str, Any]:
+    """A short summary: kept count, score range of kept vs all, kept per class when labels exist.
+
+    ``classes_from`` names where the classes came from (``labels`` or ``pseudo-labels``).
+    """
     kept = np.isin(scores.ids, selection.ids)
     out: dict[str, Any] = {
         "policy": selection.policy,
@@ -180,6 +217,7 @@ def summarize(scores: Scores, selection: Selection, labels=None) -> dict[str, An
     }
     if labels is not None:
         y = check_labels(labels, len(scores), caller="summarize")
+        out["classes_from"] = classes_from
         out["kept_per_class"] = {int(c): int((kept & (y == c)).sum()) for c in np.unique(y)}
         out["total_per_class"] = {int(c): int((y == c).sum()) for c in np.unique(y)}
     return out

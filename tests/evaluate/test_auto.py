@@ -1,5 +1,6 @@
 """The automatic policy follows Sorscher et al. on a teacher-student perceptron: easy when the kept
-set is small, hard when it is large, decided from pilot runs with a linear trainer."""
+set is small, hard when it is large, decided from pilot runs with a linear trainer. A score-driven
+policy is returned only when its pilots beat random beyond the seed spread; otherwise random."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from selfprune.errors import InvalidInputError
 from selfprune.evaluate.auto import PolicyDecision, decide_policy
+from selfprune.evaluate.trainers import TrainResult
 from selfprune.scores import Scores
 
 
@@ -38,7 +40,9 @@ def test_scarce_picks_easy(seed):
     assert dec.policy == "easy", dec.reason
     arms = dec.pilot["arms"]
     assert arms["easy"]["mean"] > arms["hard"]["mean"]
+    assert arms["easy"]["min"] > arms["random"]["max"]
     assert dec.reason.startswith("easy:") and "scarce" in dec.reason
+    assert "beats random beyond the seed spread" in dec.reason
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -47,7 +51,8 @@ def test_abundant_picks_hard(seed):
     dec = decide_policy(s, 0.05, x=x, y=y, seeds=(0, 1))
     assert dec.policy == "hard", dec.reason
     assert dec.pilot["arms"]["hard"]["mean"] > dec.pilot["arms"]["easy"]["mean"]
-    assert "abundant" in dec.reason
+    assert dec.pilot["arms"]["hard"]["min"] > dec.pilot["arms"]["random"]["max"]
+    assert "abundant" in dec.reason and dec.pilot["candidate"] == "hard"
 
 
 def test_pilot_numbers_and_sizes():
@@ -56,6 +61,8 @@ def test_pilot_numbers_and_sizes():
     p = dec.pilot
     assert p["n_val"] == 250 and p["n_pool"] == 750 and p["keep"] == 150
     assert set(p["arms"]) == {"easy", "hard", "stratified", "random"}
+    assert p["candidate"] in ("easy", "hard", "stratified")
+    assert p["arms"][p["candidate"]]["mean"] == max(p["arms"][c]["mean"] for c in ("easy", "hard", "stratified"))
     for arm in p["arms"].values():
         assert len(arm["accuracy"]) == 2 and arm["min"] <= arm["mean"] <= arm["max"]
     assert isinstance(dec, PolicyDecision) and dec.to_dict()["policy"] == dec.policy
@@ -81,6 +88,92 @@ def test_random_when_the_score_only_hurts():
     dec = decide_policy(s, 0.2, x=x, y=y, seeds=(0, 1), candidates=("easy", "hard"))
     assert dec.policy == "random"
     assert "does not help" in dec.reason
+    arms = dec.pilot["arms"]
+    assert arms["random"]["min"] > arms[dec.pilot["candidate"]]["max"]
+
+
+def flagged(n: int = 1000, share: float = 0.2, seed: int = 0):
+    """Column 0 flags the informative examples (a ``share`` of them); the score is the flag plus a
+    little noise, so ``hard`` keeps flagged examples only and ``easy`` none."""
+    rng = np.random.default_rng(seed)
+    flag = (rng.random(n) < share).astype(np.float64)
+    x = np.column_stack([flag, rng.standard_normal((n, 3))])
+    y = rng.integers(0, 2, n)
+    return x, y, Scores(np.arange(n), flag + 1e-3 * rng.random(n), "planted")
+
+
+def by_flag(accuracy):
+    """A deterministic trainer: accuracy = ``accuracy(share of flagged examples kept, seed)``."""
+
+    def trainer(x_train, y_train, x_test, y_test, *, seed):
+        return TrainResult(float(accuracy(float(np.mean(x_train[:, 0])), seed)), len(x_train), 1.0, 1)
+
+    return trainer
+
+
+def test_planted_informative_score_is_chosen():
+    """Accuracy grows with the flagged share: hard keeps only flagged examples and beats random
+    (which keeps about a fifth of them) beyond the seed spread."""
+    x, y, s = flagged()
+    dec = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1, 2), trainer=by_flag(lambda f, seed: 0.5 + 0.5 * f))
+    arms = dec.pilot["arms"]
+    assert dec.policy == "hard" and dec.pilot["candidate"] == "hard", dec.reason
+    assert arms["hard"]["accuracy"] == [1.0, 1.0, 1.0]
+    assert arms["hard"]["min"] > arms["random"]["max"] and arms["random"]["max"] < 0.75
+    assert dec.reason.startswith("hard:") and "beats random beyond the seed spread" in dec.reason
+    # the same score with a trainer it cannot help: nothing to choose, random
+    flat = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), trainer=by_flag(lambda f, seed: 0.7))
+    assert flat.policy == "random" and flat.pilot["candidate"] == "easy"
+
+
+def test_overlapping_spreads_choose_random():
+    """hard's mean is above random's, but its worst seed is below random's best: no claim, random."""
+    x, y, s = flagged()
+    trainer = by_flag(lambda f, seed: 0.80 + 0.01 * f + (0.03 if seed == 1 else 0.0))
+    dec = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), trainer=trainer)
+    arms, best = dec.pilot["arms"], dec.pilot["candidate"]
+    assert best == "hard" and arms[best]["mean"] > arms["random"]["mean"]
+    assert arms[best]["min"] <= arms["random"]["max"]
+    assert dec.policy == "random", dec.reason
+    assert dec.reason.startswith("random:") and "did not beat random" in dec.reason and "safe" in dec.reason
+    assert "best score-driven policy hard" in dec.reason and "2 seeds" in dec.reason
+
+
+def test_one_pilot_seed_chooses_random():
+    """Even a large margin on one seed is no evidence: one seed has no spread to judge by."""
+    x, y, s = flagged()
+    dec = decide_policy(s, 0.1, x=x, y=y, seeds=(0,), trainer=by_flag(lambda f, seed: 0.5 + 0.5 * f))
+    assert dec.pilot["candidate"] == "hard" and dec.pilot["arms"]["hard"]["accuracy"] == [1.0]
+    assert dec.policy == "random", dec.reason
+    assert "one pilot seed" in dec.reason and "safe" in dec.reason
+
+
+def test_candidate_below_random_chooses_random():
+    """The digits case: the best candidate has a tight spread below random's mean, random a wide one
+    (85.5% ± 0.1 vs 86.4% ± 1.3); keeping the candidate would lose to random."""
+    x, y, s = flagged()
+
+    def accuracy(f, seed):
+        sign = 1.0 if seed == 1 else -1.0
+        if f > 0.99:  # hard: only flagged examples
+            return 0.855 + 0.001 * sign
+        if f < 0.01:  # easy: no flagged example
+            return 0.80
+        return 0.864 + 0.013 * sign  # mixed subsets (random)
+
+    dec = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), candidates=("easy", "hard"), trainer=by_flag(accuracy))
+    arms = dec.pilot["arms"]
+    assert dec.pilot["candidate"] == "hard" and arms["hard"]["mean"] < arms["random"]["mean"]
+    assert dec.policy == "random", dec.reason
+    assert "85.5% ± 0.1" in dec.reason and "86.4% ± 1.3" in dec.reason and "safe" in dec.reason
+
+
+def test_ties_go_to_the_earlier_candidate():
+    x, y, s = flagged()
+    trainer = by_flag(lambda f, seed: 0.9 if f > 0.99 or f < 0.01 else 0.6)
+    a = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), candidates=("easy", "hard"), trainer=trainer)
+    b = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), candidates=("hard", "easy"), trainer=trainer)
+    assert (a.policy, b.policy) == ("easy", "hard")
 
 
 def test_explicit_validation_set():

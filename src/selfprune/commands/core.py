@@ -154,8 +154,16 @@ def register(app: typer.Typer) -> None:
                 help="hard, easy, random, stratified, auto (pilot runs; needs --data) or d2 (needs --embeddings)"
             ),
         ] = "hard",
-        balance_classes: Annotated[bool, typer.Option(help="each class keeps its share (needs labels)")] = False,
-        cutoff: Annotated[float, typer.Option(help="first drop the hardest fraction (label noise)")] = 0.0,
+        balance_classes: Annotated[
+            bool, typer.Option(help="each class keeps its share (labels, else the file's pseudo-labels)")
+        ] = False,
+        cutoff: Annotated[
+            str,
+            typer.Option(
+                help="first drop the hardest fraction (double-end); auto: the share flagged by AUM "
+                "threshold runs (needs an aum_flagged column: dynamics --aum-threshold)"
+            ),
+        ] = "0",
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
         labels: Annotated[Path | None, typer.Option(help="labels .npy aligned with the score rows")] = None,
         seed: Annotated[int, typer.Option(help="seed for random and stratified")] = 0,
@@ -181,6 +189,17 @@ def register(app: typer.Typer) -> None:
             raise InvalidInputError(f"select: no column {column!r} in {scores}; columns are {list(table)}")
         s = table[column]
         lab = np.load(labels, allow_pickle=False) if labels is not None else table.labels
+        classes_from = "labels"
+        if lab is None and table.pseudo_labels is not None:
+            lab, classes_from = table.pseudo_labels, "pseudo-labels"
+        if balance_classes and lab is None:
+            raise InvalidInputError(
+                f"select: --balance-classes needs classes; {scores} has no label or pseudo_label column "
+                "and no --labels was given"
+            )
+        cutoff, cut_reason = _resolve_cutoff(cutoff, table, scores)
+        if cut_reason:
+            stdout.print(cut_reason)
         keep_value = _parse_keep(keep)
         decision = None
         if policy == "auto":
@@ -202,7 +221,7 @@ def register(app: typer.Typer) -> None:
                 strata=strata,
                 seed=seed,
             )
-        summary = summarize(s, sel, lab)
+        summary = summarize(s, sel, lab, classes_from=classes_from)
         if decision is not None:
             summary["auto"] = decision.to_dict()
         write_ids(out, sel.ids, meta={"summary": summary, "source": str(scores), "column": column})
@@ -213,10 +232,29 @@ def register(app: typer.Typer) -> None:
         t.add_row("score min", f"{summary['score_range_all'][0]:.4f}", f"{summary['score_range_kept'][0]:.4f}")
         t.add_row("score mean", f"{summary['score_mean_all']:.4f}", f"{summary['score_mean_kept']:.4f}")
         t.add_row("score max", f"{summary['score_range_all'][1]:.4f}", f"{summary['score_range_kept'][1]:.4f}")
+        word = "class" if classes_from == "labels" else "cluster"
         for c, n_kept in summary.get("kept_per_class", {}).items():
-            t.add_row(f"class {c}", str(summary["total_per_class"][c]), str(n_kept))
+            t.add_row(f"{word} {c}", str(summary["total_per_class"][c]), str(n_kept))
         stdout.print(t)
+        if balance_classes:
+            stdout.print(f"classes balanced over {classes_from}")
         stdout.print(f"wrote {out} and {out.with_suffix('.txt')}")
+
+    def _resolve_cutoff(text: str, table, scores: Path) -> tuple[float, str]:
+        from selfprune.select import auto_cutoff
+
+        if text == "auto":
+            if "aum_flagged" not in table:
+                raise InvalidInputError(
+                    f"select: --cutoff auto needs an aum_flagged column, which {scores} lacks; "
+                    "write it with dynamics --aum-threshold"
+                )
+            choice = auto_cutoff(table["aum_flagged"])
+            return choice.beta, choice.reason
+        try:
+            return float(text), ""
+        except ValueError:
+            raise InvalidInputError(f"select: --cutoff must be a fraction in [0, 1) or auto, got {text!r}") from None
 
     def _decide_auto(s, keep_value, data, trainer, n_seeds, seed, cutoff, balance_classes, strata):
         from selfprune.evaluate.auto import decide_policy

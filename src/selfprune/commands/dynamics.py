@@ -28,13 +28,13 @@ def _progress():
                     TimeRemainingColumn(), console=console, transient=False)  # fmt: skip
 
 
-def _load_labelled(data: str, split: str, limit: int | None, caller: str):
+def _load_labelled(data: str, split: str, limit: int | None, caller: str, *, need_labels: bool = True):
     from selfprune.io.sources import load_source
 
     ds = load_source(data, split=split)
-    if ds.labels is None:
+    if ds.labels is None and need_labels:
         raise InvalidInputError(
-            f"{caller}: {data} has no labels; training dynamics need labelled data"
+            f"{caller}: {data} has no labels; pass --pseudo-labels (label-free) or use labelled data"
         )
     if ds.modality == "text":
         raise InvalidInputError(
@@ -44,7 +44,7 @@ def _load_labelled(data: str, split: str, limit: int | None, caller: str):
     if limit is not None and limit < 2:
         raise InvalidInputError(f"{caller}: --limit must be >= 2, got {limit}")
     x = ds.take(slice(0, n))
-    return np.asarray(x), ds.labels[:n], ds.ids[:n], ds.name
+    return np.asarray(x), None if ds.labels is None else ds.labels[:n], ds.ids[:n], ds.name
 
 
 def _summary(table, title: str) -> Table:
@@ -61,16 +61,28 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def dynamics(
         data: Annotated[
-            str, typer.Option(help="labelled data: built-in name (fashion-mnist, digits) or a path")
+            str, typer.Option(help="data: built-in name (fashion-mnist, digits) or a path")
         ],
         out: Annotated[Path, typer.Option(help="score Parquet file to write")],
+        pseudo_labels: Annotated[
+            Path | None,
+            typer.Option(help="train on these pseudo-labels (pseudo-labels command): label-free, no labels read"),
+        ] = None,
+        metrics: Annotated[
+            str | None,
+            typer.Option(help="comma-separated recorder metrics (default: all; label-free: el2n,aum,forgetting)"),
+        ] = None,
         model: Annotated[
-            str, typer.Option(help="proxy network: linear, mlp, small-cnn")
-        ] = "small-cnn",
-        epochs: Annotated[int, typer.Option(help="training epochs per seed")] = 10,
+            str | None,
+            typer.Option(help="proxy network: linear, mlp, small-cnn (default small-cnn; label-free: small-cnn on images, mlp on vectors)"),
+        ] = None,
+        epochs: Annotated[
+            int | None, typer.Option(help="training epochs per seed (default 10; label-free 2)")
+        ] = None,
         seeds: Annotated[
-            int, typer.Option(help="independent runs (scores are averaged/summed)")
-        ] = 3,
+            int | None,
+            typer.Option(help="independent runs, scores averaged (default 3; label-free 1)"),
+        ] = None,
         batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 128,
         lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
         seed: Annotated[int, typer.Option(help="master seed")] = 0,
@@ -93,12 +105,28 @@ def register(app: typer.Typer) -> None:
         ] = None,
         plot: Annotated[Path | None, typer.Option(help="write the data map PNG here")] = None,
     ) -> None:
-        """Train proxy networks and write EL2N, GraNd, forgetting, AUM and cartography scores."""
-        from selfprune.cli import out as stdout
-        from selfprune.dynamics.train import proxy_dynamics
-        from selfprune.io.tables import write_scores
+        """Train proxy networks and write EL2N, GraNd, forgetting, AUM and cartography scores.
 
-        x, y, ids, name = _load_labelled(data, split, limit, "dynamics")
+        Example (label-free): selfprune dynamics --data fashion-mnist --pseudo-labels
+        runs/fm/pseudo.parquet --aum-threshold --out runs/fm/labelfree.parquet
+        """
+        from selfprune.cli import out as stdout
+        from selfprune.dynamics.scores import DYNAMICS_METRICS
+        from selfprune.dynamics.train import LABELFREE_DEFAULTS, labelfree_dynamics, proxy_dynamics
+        from selfprune.io.tables import read_pseudo_labels, write_scores
+
+        label_free = pseudo_labels is not None
+        x, y, ids, name = _load_labelled(data, split, limit, "dynamics", need_labels=not label_free)
+        defaults = LABELFREE_DEFAULTS if label_free else {"model": "small-cnn", "epochs": 10, "seeds": 3}
+        model = defaults["model"] if model is None else model
+        epochs = defaults["epochs"] if epochs is None else epochs
+        seeds = defaults["seeds"] if seeds is None else seeds
+        chosen = (
+            tuple(m.strip() for m in metrics.split(",") if m.strip())
+            if metrics is not None
+            else (LABELFREE_DEFAULTS["metrics"] if label_free else DYNAMICS_METRICS)
+        )
+        pseudo = read_pseudo_labels(pseudo_labels) if label_free else None
         with _progress() as bar:
             tasks: dict[str, int] = {}
 
@@ -107,12 +135,24 @@ def register(app: typer.Typer) -> None:
                     tasks[label] = bar.add_task(f"{label} epochs", total=total)
                 bar.update(tasks[label], completed=done)
 
-            res = proxy_dynamics(
-                x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size,
-                lr=lr,
-                seed=seed, grand=grand, grand_epoch=grand_epoch, el2n_epoch=el2n_epoch,
-                aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
-            )  # fmt: skip
+            if label_free:
+                res = labelfree_dynamics(
+                    x, pseudo, ids=ids, labels=y, model=model, epochs=epochs, seeds=seeds,
+                    batch_size=batch_size, lr=lr, seed=seed, metrics=chosen,
+                    aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
+                )  # fmt: skip
+            else:
+                res = proxy_dynamics(
+                    x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size,
+                    lr=lr, metrics=chosen,
+                    seed=seed, grand=grand, grand_epoch=grand_epoch, el2n_epoch=el2n_epoch,
+                    aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
+                )  # fmt: skip
+        if label_free:
+            stdout.print(
+                f"label-free: proxies trained on {pseudo.k} pseudo-labels from {pseudo_labels}; "
+                "no label used" + (" (the data's labels travel in the label column only)" if y is not None else "")
+            )
         write_scores(out, res.table)
         stdout.print(
             _summary(

@@ -26,6 +26,9 @@ from selfprune.metrics.memorization import memorization, subset_masks
 from selfprune.scores import Scores, ScoreTable
 
 Progress = Callable[[str, int, int], None]
+LABELFREE_DEFAULTS = {"model": "auto", "epochs": 2, "seeds": 1, "metrics": ("el2n", "aum", "forgetting")}
+"""Proxy recipe of :func:`labelfree_dynamics`: ``auto`` = small-cnn on images, mlp on vectors;
+two epochs, one run (cheaper than one 3-epoch training of the same network on all the data)."""
 GRAND_CHOICES = ("none", "last", "full", "both")
 
 
@@ -297,3 +300,70 @@ def proxy_memorization(
         "memorization",
         {**s.meta, "subset": float(subset), "epochs": epochs, "model": model},
     )
+
+
+def labelfree_dynamics(
+    x,
+    pseudo,
+    *,
+    ids=None,
+    labels=None,
+    model: str = "auto",
+    epochs: int = 2,
+    seeds: int = 1,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: SeedLike = 0,
+    metrics=LABELFREE_DEFAULTS["metrics"],
+    aum_threshold_runs: bool = False,
+    path: str | Path | None = None,
+    progress: Progress | None = None,
+) -> DynamicsResult:
+    """Training dynamics against pseudo-labels (ELFS): no human label is read.
+
+    ``pseudo`` is a :class:`~selfprune.metrics.pseudo.PseudoLabels` whose ids must cover the
+    rows of ``x`` (named by ``ids``, default ``0..N-1``); the proxies train on its clusters, and the
+    scores mean "hard for the model to place in its own cluster". ``labels``, when the data has them,
+    only travel along in the table's ``label`` column; the pseudo-labels go to ``pseudo_label``.
+    Every metric's meta records ``label_free: true`` and the pseudo-label settings. ``model="auto"``
+    trains ``small-cnn`` on images and ``mlp`` on vectors (``LABELFREE_DEFAULTS``; measured in
+    docs/labelfree.md). GraNd is not computed.
+    """
+    from selfprune.evaluate.auto import positions_of
+    from selfprune.metrics.pseudo import PseudoLabels
+
+    caller = "labelfree_dynamics"
+    if not isinstance(pseudo, PseudoLabels):
+        raise InvalidInputError(f"{caller}: pseudo must be a PseudoLabels, got {type(pseudo).__name__}")
+    xa = np.asarray(x)
+    ids = check_ids(ids, len(xa), caller=caller)
+    if len(pseudo) != len(ids):
+        raise InvalidInputError(
+            f"{caller}: {len(pseudo)} pseudo-labels for {len(ids)} examples; their ids must be the data's ids"
+        )
+    if pseudo.ids.dtype.kind == ids.dtype.kind or {pseudo.ids.dtype.kind, ids.dtype.kind} <= set("iu"):
+        lacking = ~np.isin(ids, pseudo.ids)
+        if lacking.any():
+            raise InvalidInputError(
+                f"{caller}: {int(lacking.sum())} data id(s) have no pseudo-label, e.g. {ids[lacking][0]!r}; "
+                "the pseudo-labels must come from embeddings of this data"
+            )
+    at = positions_of(pseudo.ids, ids, caller=caller, what="pseudo-labels")
+    y_pseudo = pseudo.labels[at]
+    if len(np.unique(y_pseudo)) < 2:
+        raise InvalidInputError(f"{caller}: the pseudo-labels hold one cluster; training dynamics need at least 2")
+    y_true = None if labels is None else check_labels(labels, len(ids), caller=caller)
+    if model == "auto":
+        model = "small-cnn" if xa.ndim >= 3 else "mlp"
+    res = proxy_dynamics(
+        xa, y_pseudo, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size, lr=lr,
+        seed=seed, metrics=metrics, grand="none", aum_threshold_runs=aum_threshold_runs, path=path,
+        progress=progress,
+    )  # fmt: skip
+    settings = {"label_free": True, "pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}, "model": model,
+                "epochs": epochs, "runs": seeds}  # fmt: skip
+    scores = [Scores(ids, res.table[m].values, m, {**res.table[m].meta, **settings}) for m in res.table]
+    table = ScoreTable.from_scores(scores)
+    table.labels = y_true
+    table.pseudo_labels = y_pseudo
+    return DynamicsResult(table, res.recorders, res.threshold, res.train_accuracy)

@@ -6,9 +6,10 @@ on how much data is kept: with few examples (scarce regime) keeping the *easy* o
 the model. Instead of guessing the regime, :func:`decide_policy` measures it: it holds out a
 validation split, trains a cheap model (a linear probe by default) on the subsets that ``easy``,
 ``hard`` (and ``random``, the reference) would keep at the target fraction, over a few seeds, and
-picks the policy whose pilot model is best. The decision says why in words and keeps every pilot
-number. A policy never trains a model, so this lives in ``evaluate``; ``select`` only applies the
-decided policy.
+returns the best score-driven policy only when its pilots beat random beyond the seed spread;
+otherwise random, the safe default. The decision says why in words and keeps every pilot number.
+A policy never trains a model, so this lives in ``evaluate``; ``select`` only applies the decided
+policy.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class PolicyDecision:
     """The chosen policy (one of ``select``'s), the reason in words, and the pilot numbers.
 
     ``pilot`` holds ``keep`` (examples kept in each pilot), ``fraction``, ``n_pool`` (examples the
-    pilots select from), ``n_val``, ``trainer``, ``seeds`` and ``arms``: for each piloted policy its
-    per-seed validation ``accuracy`` list, ``mean``, ``std``, ``min`` and ``max``.
+    pilots select from), ``n_val``, ``trainer``, ``seeds``, ``arms``: for each piloted policy its
+    per-seed validation ``accuracy`` list, ``mean``, ``std``, ``min`` and ``max``, and
+    ``candidate``: the best score-driven policy, chosen or (when ``policy`` is ``random``) rejected.
     """
 
     policy: str
@@ -117,9 +119,12 @@ def decide_policy(
     random ``val_fraction`` of the scored examples (drawn with ``seed``) is held out for validation
     and the pilots keep the same *fraction* of the rest; each pilot seed draws its own split, so the
     seed spread includes validation noise. Each policy in ``candidates`` and
-    ``random`` is trained with ``trainer`` on its subset once per pilot seed; the candidate with
-    the best mean validation accuracy wins. If ``random`` beats every candidate by more than the
-    seed spread, ``random`` is returned: no score-driven policy helped at this budget.
+    ``random`` is trained with ``trainer`` on its subset once per pilot seed. The candidate with
+    the best mean validation accuracy (ties: the earlier in ``candidates``) is returned only when
+    it beats ``random`` beyond the seed spread: at least 2 pilot seeds and its worst seed above
+    random's best. In every other case (one pilot seed, overlapping spreads, random ahead)
+    ``random`` is returned, the safe choice where the pilots cannot tell; either way
+    ``pilot["candidate"]`` names the best candidate. ``keep`` that keeps every example decides nothing (``hard``).
     """
     caller = "decide_policy"
     if not isinstance(scores, Scores):
@@ -203,7 +208,6 @@ def decide_policy(
     arms = {p: _stats(a) for p, a in accs.items()}
 
     best = max(cands, key=lambda p: (arms[p]["mean"], -cands.index(p)))
-    rand = arms["random"]
     pilot = {
         "keep": m,
         "fraction": frac,
@@ -212,42 +216,51 @@ def decide_policy(
         "trainer": trainer_name,
         "seeds": [int(s) for s in seeds],
         "arms": arms,
+        "candidate": best,
     }
-    reason = _reason(best, arms, cands, m, n_pool, len(seeds), n_val, trainer_name)
-    if len(seeds) > 1 and rand["min"] > arms[best]["max"]:
-        return PolicyDecision(
-            "random",
-            f"random: at {m} of {n_pool} pilot examples random ({_pct(rand)}) beat the best "
-            f"score-driven policy {best} ({_pct(arms[best])}) beyond the seed spread over {len(seeds)} "
-            f"seeds ({trainer_name} pilots, {n_val} validation examples); this score does not help here",
-            pilot,
-        )
-    return PolicyDecision(best, reason, pilot)
+    k = len(seeds)
+    if k >= 2 and arms[best]["min"] > arms["random"]["max"]:
+        return PolicyDecision(best, _reason(best, arms, cands, m, n_pool, k, n_val, trainer_name), pilot)
+    return PolicyDecision("random", _random_reason(best, arms, m, n_pool, k, n_val, trainer_name), pilot)
 
 
 def _pct(arm: dict[str, Any]) -> str:
+    if len(arm["accuracy"]) < 2:
+        return f"{100 * arm['mean']:.1f}%"
     return f"{100 * arm['mean']:.1f}% ± {100 * arm['std']:.1f}"
 
 
+def _random_reason(best: str, arms: dict, m: int, n_pool: int, k: int, n_val: int, trainer: str) -> str:
+    """Why ``random`` was returned although ``best`` was the best score-driven candidate."""
+    b, rand = arms[best], arms["random"]
+    at = f"random: at {m} of {n_pool} pilot examples the best score-driven policy {best}"
+    setting = f"({trainer} pilots, {n_val} validation examples)"
+    if k < 2:
+        return (
+            f"{at} ({_pct(b)} validation accuracy) vs random ({_pct(rand)}) on one pilot seed {setting}; "
+            "one pilot seed gives no seed spread to judge by, and random is the safe choice"
+        )
+    if rand["min"] > b["max"]:
+        return (
+            f"{at} ({_pct(b)} validation accuracy) lost to random ({_pct(rand)}) beyond the seed spread "
+            f"over {k} seeds {setting}; this score does not help at this budget"
+        )
+    return (
+        f"{at} ({_pct(b)} validation accuracy) did not beat random ({_pct(rand)}) beyond the seed spread "
+        f"over {k} seeds {setting}; where the pilots cannot tell, random is the safe choice"
+    )
+
+
 def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_val: int, trainer: str) -> str:
+    """Why the score-driven ``best`` was chosen: it beat random beyond the seed spread over ``k`` seeds."""
     others = ", ".join(f"{p} {_pct(arms[p])}" for p in (*cands, "random") if p != best)
     runner_up = max((p for p in cands if p != best), key=lambda p: arms[p]["mean"], default=None)
-    if k < 2:
-        strength = "one pilot seed, so no seed spread to judge the margin"
-    elif runner_up is None:
-        strength = "it was the only candidate piloted"
-    elif arms[best]["std"] == 0.0 and arms[runner_up]["std"] == 0.0:
-        strength = "the pilots were deterministic (zero seed spread), so the margin's reliability is unknown"
+    if runner_up is None:
+        versus = "it was the only candidate piloted"
     elif arms[best]["min"] > arms[runner_up]["max"]:
-        strength = f"the margin over {runner_up} exceeds the seed spread"
+        versus = f"the margin over {runner_up} exceeds the seed spread too"
     else:
-        strength = f"the margin over {runner_up} is within the seed spread (weak evidence)"
-    if k >= 2:
-        rand = arms["random"]
-        if arms[best]["min"] > rand["max"]:
-            strength += "; it beats random beyond the seed spread"
-        else:
-            strength += "; against random the seed spreads overlap (no claim of beating random)"
+        versus = f"the margin over {runner_up} is within the seed spread"
     regime = {
         "easy": "the kept set is small for this problem (scarce regime), where Sorscher et al. "
         "predict that easy, prototypical examples teach more",
@@ -258,6 +271,6 @@ def _reason(best: str, arms: dict, cands: tuple, m: int, n_pool: int, k: int, n_
     }[best]
     return (
         f"{best}: pilots keeping {m} of {n_pool} examples reached {_pct(arms[best])} validation accuracy "
-        f"with {best} vs {others} ({k} seed(s), {trainer}, {n_val} validation examples); {strength}; "
-        f"{regime}"
+        f"with {best} vs {others} ({k} seeds, {trainer}, {n_val} validation examples); it beats random "
+        f"beyond the seed spread; {versus}; {regime}"
     )

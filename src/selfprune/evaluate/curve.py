@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from selfprune._checks import check_ids, check_labels, resolve_keep
+from selfprune._checks import check_ids, check_int, check_labels, resolve_keep
 from selfprune.errors import DataSourceError, InvalidInputError
 from selfprune.evaluate.auto import PolicyDecision, _resolve_trainer, decide_policy, positions_of
+from selfprune.evaluate.trainers import TrainResult
 from selfprune.scores import Scores, ScoreTable
 
 CURVE_POLICIES = ("hard", "easy", "stratified", "auto")
@@ -297,6 +298,7 @@ def scaling_curve(
     pilot_seeds: Sequence[int] = (0, 1),
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    jobs: int = 1,
 ) -> Curve:
     """Train ``trainer`` on the subsets each metric/policy keeps, and on random subsets of equal size.
 
@@ -309,7 +311,9 @@ def scaling_curve(
     ``pilot_trainer`` on a held-out part of the pool, never the test set) once per metric and keep.
     ``trainer`` is a registry name (with ``trainer_settings``, e.g. ``{"epochs": 10}`` or
     ``{"steps": 2000}``) or any ``(x_train, y_train, x_test, y_test, *, seed) -> TrainResult``.
-    ``progress(done, total, row)`` is called after each run.
+    ``progress(done, total, row)`` is called after each trained run. ``jobs`` > 1 trains the
+    uncached runs in that many worker processes (each run single-threaded as the built-in trainers
+    are; a custom trainer must then be picklable): the same rows as ``jobs=1``, bit for bit.
     """
     caller = "scaling_curve"
     items = _as_score_list(scores, metrics)
@@ -327,6 +331,7 @@ def scaling_curve(
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise InvalidInputError(f"{caller}: train rows {x_tr.shape[1:]} and test rows {x_te.shape[1:]} differ")
     run = _resolve_trainer(trainer, dict(trainer_settings or {}), caller=caller)
+    jobs = check_int(jobs, caller=caller, name="jobs", low=1)
     tid = trainer_identity(trainer, trainer_settings, trainer_key)
     pool_ids = items[0].ids if items else ids
     positions_of(ids, pool_ids, caller=caller, what="training data")  # every scored id must be there
@@ -357,10 +362,10 @@ def scaling_curve(
     # labels aligned with each score's own id order, for class-balanced selection
     labels_of = {s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]}
     total = len(plan) * len(seed_list)
-    rows: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
     decided: dict[tuple[str, int], PolicyDecision] = {}
-    trained = reused = 0
+    # 1. every run's subset and cache key, in a fixed order (cheap, deterministic)
+    tasks: list[dict[str, Any]] = []
     for seed in seed_list:
         for metric, policy, s, k in plan:
             chosen = policy
@@ -394,7 +399,6 @@ def scaling_curve(
                 strata=strata,
                 seed=seed,
             )
-            rows_at = positions_of(ids, sel.ids, caller=caller, what="training data")
             key = _key(
                 {
                     "train": train_digest,
@@ -404,42 +408,67 @@ def scaling_curve(
                     "seed": seed,
                 }
             )
-            record = cache.get(key)
-            hit = record is not None
-            if record is None:
-                res = run(x_tr[rows_at], y_tr[rows_at], x_te, y_te, seed=seed)
-                record = {
-                    "result": {
-                        "test_accuracy": float(res.test_accuracy),
-                        "n_train": int(res.n_train),
-                        "epochs": float(res.epochs),
-                        "steps": int(res.steps),
-                        "meta": dict(res.meta),
-                    },
-                    "trainer": tid,
-                    "seed": seed,
-                    "n_subset": len(sel.ids),
-                }
-                cache.put(key, json.loads(json.dumps(record, default=_jsonable)))
-                trained += 1
-            else:
-                reused += 1
-            r = record["result"]
-            row = {
-                "metric": metric,
-                "policy": policy,
-                "chosen_policy": chosen,
-                "keep": float(k),
-                "seed": seed,
+            row = {"metric": metric, "policy": policy, "chosen_policy": chosen, "keep": float(k), "seed": seed}
+            tasks.append({"key": key, "seed": seed, "ids": sel.ids, "row": row})
+    # 2. train what the cache lacks (each distinct key once), in this process or in `jobs` workers
+    records: dict[str, dict[str, Any]] = {}
+    todo: dict[str, dict[str, Any]] = {}
+    hits = 0
+    for t in tasks:
+        record = cache.get(t["key"])
+        if record is None:
+            todo.setdefault(t["key"], t)
+            continue
+        records[t["key"]] = record
+        hits += 1
+        if progress is not None:
+            acc = float(record["result"]["test_accuracy"])
+            progress(hits, total, {**t["row"], "test_accuracy": acc, "cached": True})
+    done = 0
+
+    def finished(key: str, res: TrainResult) -> None:
+        nonlocal done
+        t = todo[key]
+        record = {
+            "result": {
+                "test_accuracy": float(res.test_accuracy),
+                "n_train": int(res.n_train),
+                "epochs": float(res.epochs),
+                "steps": int(res.steps),
+                "meta": dict(res.meta),
+            },
+            "trainer": tid,
+            "seed": t["seed"],
+            "n_subset": len(t["ids"]),
+        }
+        cache.put(key, json.loads(json.dumps(record, default=_jsonable)))
+        records[key] = cache.get(key) or record
+        done += 1
+        if progress is not None:
+            row = {**t["row"], "test_accuracy": float(res.test_accuracy), "cached": False}
+            progress(hits + done, total, row)
+
+    work = [(key, positions_of(ids, t["ids"], caller=caller, what="training data"), t["seed"]) for key, t in todo.items()]
+    if jobs == 1 or len(work) < 2:
+        for key, rows_at, seed in work:
+            finished(key, run(x_tr[rows_at], y_tr[rows_at], x_te, y_te, seed=seed))
+    else:
+        _run_in_workers(work, jobs, (x_tr, y_tr, x_te, y_te, trainer, dict(trainer_settings or {})), finished)
+    # 3. the table, in plan order
+    rows: list[dict[str, Any]] = []
+    for t in tasks:
+        r = records[t["key"]]["result"]
+        rows.append(
+            {
+                **t["row"],
                 "n_train": int(r["n_train"]),
                 "test_accuracy": float(r["test_accuracy"]),
                 "test_error": 1.0 - float(r["test_accuracy"]),
                 "epochs": float(r["epochs"]),
                 "steps": int(r["steps"]),
             }
-            rows.append(row)
-            if progress is not None:
-                progress(len(rows), total, {**row, "cached": hit})
+        )
+    trained, reused = len(todo), len(tasks) - len(todo)
     order = {name: i for i, name in enumerate(["random", *[s.name for s in items]])}
     pol_order = {p: i for i, p in enumerate(("random", *pols))}
     rows.sort(key=lambda r: (order[r["metric"]], pol_order[r["policy"]], r["keep"], r["seed"]))
@@ -461,6 +490,34 @@ def scaling_curve(
         "pilot_seeds": [int(s) for s in pilot_seeds],
     }
     return Curve(rows=rows, meta=meta, trained=trained, reused=reused)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(x_tr, y_tr, x_te, y_te, trainer, settings) -> None:
+    _WORKER.update(
+        data=(x_tr, y_tr, x_te, y_te), run=_resolve_trainer(trainer, settings or None, caller="scaling_curve")
+    )
+
+
+def _worker_run(task: tuple[str, np.ndarray, int]) -> tuple[str, TrainResult]:
+    key, rows_at, seed = task
+    x_tr, y_tr, x_te, y_te = _WORKER["data"]
+    return key, _WORKER["run"](x_tr[rows_at], y_tr[rows_at], x_te, y_te, seed=seed)
+
+
+def _run_in_workers(work, jobs: int, init_args: tuple, finished: Callable[[str, TrainResult], None]) -> None:
+    """Train ``work`` items in ``jobs`` spawned processes; ``finished`` sees each result as it lands."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # never fork a process that has started torch's thread pools
+    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx, initializer=_worker_init, initargs=init_args) as pool:
+        futures = [pool.submit(_worker_run, item) for item in work]
+        for fut in as_completed(futures):
+            key, res = fut.result()
+            finished(key, res)
 
 
 def _decide(

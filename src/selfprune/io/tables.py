@@ -51,8 +51,9 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
     if not cols:
         raise DataSourceError(f"{path} has no numeric score columns")
     labels = table.column("label").to_numpy() if "label" in table.column_names else None
+    pseudo = table.column("pseudo_label").to_numpy() if "pseudo_label" in table.column_names else None
     try:
-        return ScoreTable(table.column("id").to_numpy(), cols, meta, labels=labels)
+        return ScoreTable(table.column("id").to_numpy(), cols, meta, labels=labels, pseudo_labels=pseudo)
     except InvalidInputError as exc:
         raise DataSourceError(f"{path}: {exc}") from exc
 
@@ -92,3 +93,66 @@ def read_ids(path: str | os.PathLike) -> np.ndarray:
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise DataSourceError(f"{path}: cannot read an 'id' column ({exc})") from exc
     return table.column("id").to_numpy()
+
+
+def write_pseudo_labels(path: str | os.PathLike, pseudo) -> Path:
+    """Write :class:`~selfprune.metrics.pseudo.PseudoLabels` as Parquet ``id, pseudo_label, confidence``.
+
+    The settings (k, refinement, seed, encoder) go into the key-value metadata.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "id": pa.array(pseudo.ids),
+            "pseudo_label": pa.array(pseudo.labels, type=pa.int64()),
+            "confidence": pa.array(pseudo.confidence, type=pa.float64()),
+        }
+    )
+    md = {"pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}}
+    table = table.replace_schema_metadata({b"selfprune": json.dumps(md, default=str).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_pseudo_labels(path: str | os.PathLike):
+    """Read a pseudo-label Parquet file (``id``, ``pseudo_label``, optional ``confidence``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from selfprune.metrics.pseudo import PseudoLabels
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataSourceError(f"pseudo-label file not found: {path}")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
+    missing = [c for c in ("id", "pseudo_label") if c not in table.column_names]
+    if missing:
+        raise DataSourceError(f"{path} is not a pseudo-label file: no {missing[0]!r} column; columns are {table.column_names}")
+    col = table.column("pseudo_label")
+    if col.null_count or not pa.types.is_integer(col.type):
+        raise DataSourceError(f"{path}: 'pseudo_label' must be integers without missing values")
+    labels = col.to_numpy().astype(np.int64)
+    if len(labels) < 2:
+        raise DataSourceError(f"{path}: needs at least 2 rows, got {len(labels)}")
+    if labels.min() < 0:
+        raise DataSourceError(f"{path}: 'pseudo_label' must be >= 0, got {labels.min()}")
+    found = len(np.unique(labels))
+    if found < 2:
+        raise DataSourceError(f"{path}: all rows share one pseudo-label; training dynamics need at least 2 clusters")
+    md = (table.schema.metadata or {}).get(b"selfprune")
+    meta = json.loads(md).get("pseudo_labels", {}) if md else {}
+    conf = table.column("confidence").to_numpy().astype(np.float64) if "confidence" in table.column_names else np.ones(len(labels))
+    k = max(int(meta.get("k", 0)), int(labels.max()) + 1)
+    try:
+        from selfprune._checks import check_ids
+
+        ids = check_ids(table.column("id").to_numpy(), len(labels), caller=str(path))
+    except InvalidInputError as exc:
+        raise DataSourceError(str(exc)) from exc
+    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)

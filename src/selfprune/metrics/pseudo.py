@@ -1,0 +1,249 @@
+"""Pseudo-labels: classes found in the embeddings, for label-free training dynamics (ELFS).
+
+ELFS (Zheng et al., ICLR 2025) replaces human labels by cluster assignments, trains a proxy network
+on them and records its training dynamics. Here the clusters come from two steps, both written as
+*fit on a sample, then map over chunks*:
+
+1. **k-means**: faiss spherical k-means on L2-normalised rows, fitted on at most
+   ``k * max_points_per_centroid`` rows; every row goes to its most similar centroid.
+2. **neighbour refinement** (``refine="neighbours"``, in the spirit of SCAN, Van Gansbeke et al.
+   2020): a small head (D -> 256 -> k MLP) is trained on the frozen embeddings of a sample so that
+   every example and its nearest neighbours get the same cluster, with an entropy term that keeps
+   all clusters in use; the head then labels every row. Neighbours in a good embedding mostly share
+   a class, so the refined clusters follow the classes more closely than k-means cells do
+   (measured in docs/labelfree.md).
+
+``confidence`` is the probability of the chosen cluster: the softmax over the cosine similarities
+to all centroids at temperature ``KMEANS_TEMPERATURE`` for k-means, the head's softmax for the
+refinement.
+
+When ``k`` is not given, :func:`choose_k` picks it from the number of rows (documented there).
+Same inputs and seed give the same labels; a store streamed in chunks gives the labels of the
+array in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
+from selfprune.engine.local import map_chunks, sample_rows
+from selfprune.errors import InvalidInputError, require
+from selfprune.metrics._kmeans import fit_centroids, normalize_rows
+
+REFINE = ("none", "neighbours")
+KMEANS_TEMPERATURE = 0.05
+"""Softmax temperature over cosine similarities that turns k-means assignments into confidences."""
+MIN_K, MAX_K, ROWS_PER_CLUSTER = 10, 100, 6000
+_CHUNK = 16_384
+
+
+@dataclass(frozen=True, eq=False)
+class PseudoLabels:
+    """One cluster per example: ``labels[i]`` in ``[0, k)`` and its ``confidence[i]`` in (0, 1]."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    confidence: np.ndarray
+    k: int
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def counts(self) -> np.ndarray:
+        """Examples per cluster, (k,)."""
+        return np.bincount(self.labels, minlength=self.k)
+
+    def purity(self, labels) -> float:
+        """Share of examples whose cluster's majority class is their own (needs true labels)."""
+        y = np.asarray(labels, dtype=np.int64)
+        if len(y) != len(self):
+            raise InvalidInputError(f"PseudoLabels.purity: {len(y)} labels for {len(self)} examples")
+        joint = np.zeros((self.k, int(y.max()) + 1), dtype=np.int64)
+        np.add.at(joint, (self.labels, y), 1)
+        return float(joint.max(axis=1).sum() / len(y))
+
+
+def choose_k(n: int) -> int:
+    """The default number of clusters for ``n`` rows: ``n / 6000``, clipped to [10, 100].
+
+    A label-free rule from the size of the data alone, grounded in what was measured on
+    Fashion-MNIST (60,000 rows, pixel PCA, neighbour refinement; docs/labelfree.md): 10 clusters
+    gave the dynamics score that tracked supervised difficulty best (Spearman 0.28 to 0.41 with
+    true-label EL2N over two clustering seeds and two proxies, against 0.28 at k = 25 and 0.21 to
+    0.23 at k = 50), because a proxy trained on many small cells learns boundaries that cut through classes.
+    So the rule stays near 10 for data sets of up to about 10^5 rows and grows slowly beyond
+    (1,000,000 rows: 100 clusters), where more classes are likely and every cluster still holds
+    thousands of rows. Pass ``k`` when the number of classes is known.
+    """
+    return int(min(MAX_K, max(MIN_K, round(n / ROWS_PER_CLUSTER))))
+
+
+def _rows(embeddings, caller: str):
+    if hasattr(embeddings, "iter_chunks"):
+        return embeddings
+    return check_embeddings(embeddings, caller=caller)
+
+
+def pseudo_labels(
+    embeddings,
+    *,
+    k: int | None = None,
+    refine: str = "neighbours",
+    seed: SeedLike = 0,
+    ids=None,
+    neighbours: int = 20,
+    epochs: int = 30,
+    fit_rows: int = 100_000,
+    niter: int = 20,
+    max_points_per_centroid: int = 256,
+    encoder: str | None = None,
+) -> PseudoLabels:
+    """Cluster ``embeddings`` (an (N, D) array or an EmbeddingStore) into ``k`` pseudo-classes.
+
+    ``refine="neighbours"`` (default) trains the neighbour-consistency head on a sample of at most
+    ``fit_rows`` rows with ``neighbours`` nearest neighbours each, for ``epochs`` passes;
+    ``"none"`` keeps the k-means assignment. ``k=None`` uses :func:`choose_k`. Every cluster
+    ends with at least one example when ``refine="none"``; the refinement may leave clusters
+    empty (recorded in ``meta["empty_clusters"]``).
+    """
+    caller = "pseudo_labels"
+    x = _rows(embeddings, caller)
+    n = len(x)
+    if n < 2:
+        raise InvalidInputError(f"{caller}: needs at least 2 rows, got {n}")
+    k_given = k is not None
+    k = choose_k(n) if k is None else check_int(k, caller=caller, name="k", low=2)
+    if k > n:
+        raise InvalidInputError(f"{caller}: k={k} is larger than the number of examples ({n})")
+    if refine not in REFINE:
+        raise InvalidInputError(f"{caller}: refine must be one of {REFINE}, got {refine!r}")
+    neighbours = check_int(neighbours, caller=caller, name="neighbours", low=1)
+    epochs = check_int(epochs, caller=caller, name="epochs", low=1)
+    fit_rows = check_int(fit_rows, caller=caller, name="fit_rows", low=2)
+    rng = as_rng(seed, caller=caller)
+    if ids is None and hasattr(x, "ids"):
+        ids = x.ids
+    ids = check_ids(ids, n, caller=caller)
+    km_seed, head_seed = seed_int(rng), seed_int(rng)
+
+    sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=km_seed), inplace=True)
+    centroids = fit_centroids(sample, k=k, seed=km_seed, niter=niter, max_points_per_centroid=max_points_per_centroid)
+    del sample
+    meta: dict[str, Any] = {
+        "k": k,
+        "k_rule": "given" if k_given else f"choose_k: n / {ROWS_PER_CLUSTER} clipped to [{MIN_K}, {MAX_K}]",
+        "refine": refine,
+        "seed": seed if isinstance(seed, int) else None,
+        "niter": niter,
+        "max_points_per_centroid": max_points_per_centroid,
+    }
+    if encoder:
+        meta["encoder"] = encoder
+    if refine == "none":
+        out = map_chunks(x, lambda c: _kmeans_assign(_checked(c), centroids), chunk_rows=_CHUNK)
+        meta["temperature"] = KMEANS_TEMPERATURE
+    else:
+        m = min(n, fit_rows)
+        if neighbours >= m:
+            raise InvalidInputError(f"{caller}: neighbours={neighbours} must be below the {m} rows it fits on")
+        fit = normalize_rows(sample_rows(x, m, seed=head_seed), inplace=True)
+        init = _kmeans_assign(fit, centroids)[:, 0].astype(np.int64)
+        head = fit_neighbour_head(fit, init, k=k, neighbours=neighbours, epochs=epochs, seed=head_seed)
+        del fit
+        out = map_chunks(x, lambda c: _head_assign(head, _checked(c)), chunk_rows=_CHUNK)
+        meta.update(neighbours=neighbours, epochs=epochs, fit_rows=m)
+    labels = out[:, 0].astype(np.int64)
+    conf = out[:, 1].astype(np.float64)
+    counts = np.bincount(labels, minlength=k)
+    meta["empty_clusters"] = int((counts == 0).sum())
+    meta["mean_confidence"] = float(conf.mean())
+    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)
+
+
+def _checked(chunk: np.ndarray) -> np.ndarray:
+    return normalize_rows(check_embeddings(chunk, caller="pseudo_labels"))
+
+
+def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids."""
+    sims = x @ centroids.T
+    lab = sims.argmax(axis=1)
+    z = (sims - sims[np.arange(len(x)), lab][:, None]) / KMEANS_TEMPERATURE
+    conf = 1.0 / np.exp(z.astype(np.float64)).sum(axis=1)
+    return np.stack([lab.astype(np.float64), conf], axis=1)
+
+
+def _head_assign(head, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        p = torch.softmax(head(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))), dim=1)
+        conf, lab = p.max(dim=1)
+    return np.stack([lab.numpy().astype(np.float64), conf.numpy().astype(np.float64)], axis=1)
+
+
+def fit_neighbour_head(
+    x: np.ndarray,
+    init: np.ndarray,
+    *,
+    k: int,
+    neighbours: int = 20,
+    epochs: int = 30,
+    entropy_weight: float = 5.0,
+    hidden: int = 256,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+    seed: int = 0,
+):
+    """Train a D -> ``hidden`` -> k head on normalised rows ``x`` (n, D); returns the module.
+
+    Loss per batch (SCAN): ``-mean log <p_i, p_j>`` for each anchor i and one of its
+    ``neighbours`` nearest rows j, minus ``entropy_weight`` times the entropy of the batch's mean
+    prediction (so that the head cannot put everything into one cluster). The head first learns the
+    k-means assignment ``init`` for one epoch, so clusters start where k-means put them and the
+    refinement moves only what the neighbours contradict. Deterministic under ``seed`` (CPU).
+    """
+    torch = require("torch", "torch")
+    from selfprune.metrics.density import knn_graph
+
+    _, nbr = knn_graph(x, neighbours, metric="cosine", index="auto", seed=seed, caller="pseudo_labels")
+    nbr = np.where(nbr < 0, np.arange(len(x))[:, None], nbr)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        head = torch.nn.Sequential(
+            torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, k)
+        )
+    finally:
+        torch.random.set_rng_state(state)
+    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    xt, nt, yt = torch.from_numpy(x), torch.from_numpy(nbr), torch.from_numpy(init)
+    n = len(x)
+    for epoch in range(epochs + 1):
+        perm = torch.randperm(n, generator=gen)
+        for lo in range(0, n, batch_size):
+            i = perm[lo : lo + batch_size]
+            logits = head(xt[i])
+            if epoch == 0:  # warm start on the k-means cells
+                loss = torch.nn.functional.cross_entropy(logits, yt[i])
+            else:
+                j = nt[i, torch.randint(0, nt.shape[1], (len(i),), generator=gen)]
+                pi, pj = torch.softmax(logits, 1), torch.softmax(head(xt[j]), 1)
+                consistency = -torch.log((pi * pj).sum(1).clamp_min(1e-8)).mean()
+                mean_p = pi.mean(0)
+                neg_entropy = (mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
+                loss = consistency + entropy_weight * neg_entropy
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    head.eval()
+    return head
+
+
+__all__ = ["PseudoLabels", "pseudo_labels", "choose_k", "fit_neighbour_head", "REFINE"]
