@@ -27,8 +27,8 @@ Prints tables and writes ``bench/results/labelfree.json``; every training run is
 from __future__ import annotations
 
 import argparse
-import csv
 import bz2
+import csv
 import importlib.metadata
 import io
 import time
@@ -107,8 +107,8 @@ def curve_rows(arms_by_keep, x, y, xt, yt, ids, *, seeds, trainer, settings, cac
         c = scaling_curve(
             arms or None, x_train=x, y_train=y, x_test=xt, y_test=yt, train_ids=ids, policies=("hard",),
             keep=[keep], seeds=seeds, trainer=trainer, trainer_settings=settings, cache_dir=cache, jobs=jobs,
-            progress=lambda d, t, r: log(f"  keep {keep}: {d}/{t} {r['metric']} seed {r['seed']} "
-                                         f"{100 * r['test_accuracy']:.2f}%"),
+            progress=lambda d, t, r, keep=keep: log(f"  keep {keep}: {d}/{t} {r['metric']} seed {r['seed']} "
+                                                    f"{100 * r['test_accuracy']:.2f}%"),
         )  # fmt: skip
         rows.extend(c.rows)
     return rows
@@ -254,7 +254,8 @@ def main() -> None:
         n_tr = int(0.8 * len(texts)) if not args.quick else 2000
         tr_at, te_at = np.sort(perm[:n_tr]), np.sort(perm[int(0.8 * len(texts)):])
         wl = get_encoder("wordllama").fit()
-        emb = np.concatenate([wl.encode([texts[i] for i in part]) for part in np.array_split(np.arange(len(texts)), 20)])
+        parts = np.array_split(np.arange(len(texts)), 20)
+        emb = np.concatenate([wl.encode([texts[i] for i in part]) for part in parts])
         ex, ey, eids = emb[tr_at], labels[tr_at], np.arange(len(tr_at))
         etx, ety = emb[te_at], labels[te_at]
         tpl, tres = labelfree_scores(ex, ex, eids, seed=0)

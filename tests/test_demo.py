@@ -22,7 +22,11 @@ def test_demo_on_digits_end_to_end_and_resumes(tmp_path):
     first = run_demo(cfg, tmp_path)
     assert (tmp_path / "report.md").is_file() and (tmp_path / "accuracy.png").stat().st_size > 1000
     data = json.loads((tmp_path / "results.json").read_text())
-    assert len(data["runs"]) == (2 + 1) * 2 + 2  # hard, easy, random x 2 seeds + full x 2
+    assert len(data["runs"]) == 3 * 2  # label-free hard, prototypes hard, random x 2 seeds
+    assert {r["policy"] for r in data["runs"]} == {"random", "prototypes hard", "labelfree-el2n hard"}
+    report = (tmp_path / "report.md").read_text()
+    assert "How far label-free got" in report and "- keep 0.5:" in report
+    assert first.headline()["labelfree_vs_random_points_at_keep_0.5"] is not None
     assert all(0.5 < r["test_accuracy"] <= 1.0 for r in data["runs"])
     runs = sorted((tmp_path / "cache" / "runs").iterdir())
     stamps = [p.stat().st_mtime_ns for p in runs]

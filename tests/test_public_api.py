@@ -13,10 +13,12 @@ PUBLIC = {
     # metrics
     "prototypes", "class_prototypes", "random_scores", "knn_density", "semdedup", "semdedup_sweep",
     "el2n", "grand", "forgetting", "aum", "aum_threshold", "cartography", "memorization",
+    # label-free: pseudo-labels and dynamics against them
+    "pseudo_labels", "PseudoLabels", "read_pseudo_labels", "write_pseudo_labels",
     # training dynamics
-    "Recorder", "dynamics_scores", "LightningRecorder", "HFRecorder",
+    "Recorder", "dynamics_scores", "LightningRecorder", "HFRecorder", "proxy_dynamics", "labelfree_dynamics",
     # selection
-    "select", "Selection", "d2_select",
+    "select", "Selection", "d2_select", "auto_cutoff",
     # evaluation
     "scaling_curve", "fit_power_law", "analyze_curve", "decide_policy", "audit", "AuditReport",
     # tokens

@@ -119,3 +119,23 @@ def test_summary():
     summ = summarize(s, sel, labels=np.arange(10) % 2)
     assert summ["kept"] == 3 and summ["score_range_kept"][1] == s.values.max()
     assert sum(summ["kept_per_class"].values()) == 3
+
+
+def test_auto_cutoff_counts_majority_flags_and_drops_them_first():
+    from selfprune.select import auto_cutoff
+
+    flags = np.zeros(100)
+    flags[[3, 7, 11]] = 1.0
+    flags[20] = 0.5  # flagged in half the runs it was eligible for: counts
+    flags[21] = 0.4
+    choice = auto_cutoff(flags)
+    assert choice.flagged == 4 and choice.beta == pytest.approx(0.04)
+    assert "4 of 100" in choice.reason
+    values = np.linspace(0, 1, 100)
+    values[[3, 7, 11, 20]] = 2.0  # the flagged ones are also the hardest
+    s = Scores(np.arange(100), values, "aum")
+    kept = select(s, 10, policy="hard", cutoff=choice.beta)
+    assert not set(kept.ids) & {3, 7, 11, 20}
+    assert set(kept.ids) == set(range(90, 100))
+    with pytest.raises(InvalidInputError, match="fractions in"):
+        auto_cutoff(np.array([0.2, 1.5]))

@@ -1,7 +1,10 @@
 """The built-in end-to-end run on Fashion-MNIST: embed, score, select, train against random.
 
-For each keep ratio and policy, the same fixed classifier is trained on the kept subset and on
-random subsets of equal size, over several seeds (:func:`~selfprune.evaluate.curve.scaling_curve`);
+Two label-free scores are compared with random pruning: the headline, **label-free dynamics**
+(pseudo-labels from the embeddings, a proxy trained on them, EL2N against them; no label is read),
+and Sorscher et al.'s **prototypes**. For each keep ratio the same fixed classifier is trained on
+the kept subset and on random subsets of equal size, over several seeds
+(:func:`~selfprune.evaluate.curve.scaling_curve`);
 the table, a plot and a Markdown report land in the output folder. Every training run is cached,
 so a killed demo resumes.
 Nothing here is tuned to flatter pruning: the numbers are what they are.
@@ -24,19 +27,22 @@ from selfprune.io.atomic import write_json_atomic, write_text_atomic
 @dataclass(frozen=True)
 class DemoConfig:
     data: str = "fashion-mnist"
-    encoder: str = "efficientnet-lite0"
+    encoder: str = "pixels"
     k: int = 100
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)
-    policies: tuple[str, ...] = ("hard", "easy")
+    policies: tuple[str, ...] = ("hard",)
     seeds: int = 2
-    trainer: str = "mlp"
-    epochs: int = 5
+    trainer: str = "small-cnn"
+    epochs: int = 3
     train_subset: int | None = None  # None: the full training split
     test_subset: int | None = None
+    labelfree: bool = True
+    full: bool = False  # also train on all the data (one more run per seed)
+    jobs: int = 2
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        return cls(encoder="pixels", k=20, trainer="mlp", epochs=3, train_subset=10_000, test_subset=5_000)
+        return cls(k=20, trainer="mlp", epochs=3, train_subset=10_000, test_subset=5_000, full=True)
 
     def replace(self, **changes: Any) -> DemoConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -51,11 +57,13 @@ class DemoResult:
     seconds: float
 
     def headline(self) -> dict[str, Any]:
-        at = [r for r in self.summary if r["keep"] == 0.5 and r["policy"] != "random"]
+        at = [r for r in self.summary if r["keep"] == 0.5 and r["policy"] not in ("random", "full")]
         best = max(at, key=lambda r: r["mean"]) if at else None
+        lf = next((r for r in at if r["policy"].startswith(LABELFREE)), None)
         return {
             "best_policy_at_keep_0.5": best and best["policy"],
             "delta_vs_random_points": best and round(100 * best["delta_vs_random"], 2),
+            "labelfree_vs_random_points_at_keep_0.5": lf and round(100 * lf["delta_vs_random"], 2),
             "seconds": round(self.seconds, 1),
         }
 
@@ -82,16 +90,19 @@ class DemoResult:
 
 
 Progress = Callable[..., None]
+LABELFREE = "labelfree-el2n"
 
 
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = None) -> DemoResult:
     """Run the demo into ``out``; see the module docstring."""
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
+    from selfprune.evaluate.auto import positions_of
     from selfprune.evaluate.curve import scaling_curve
     from selfprune.io.sources import load_source
     from selfprune.io.tables import write_scores
     from selfprune.metrics import prototypes
+    from selfprune.scores import ScoreTable
 
     say = progress or (lambda *a, **k: None)
     t0 = time.perf_counter()
@@ -119,8 +130,24 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
         progress=lambda d, t: say(f"embed with {cfg.encoder}", d, t),
     )
     say("score prototypes")
-    scores = prototypes(store, k=cfg.k, seeds=0, encoder=cfg.encoder)
-    write_scores(out / "scores.parquet", scores.to_table(labels=sub.labels))
+    proto = prototypes(store, k=cfg.k, seeds=0, encoder=cfg.encoder)
+    items = [proto]
+    if cfg.labelfree:
+        from selfprune.dynamics.train import labelfree_dynamics
+        from selfprune.metrics.pseudo import pseudo_labels
+        from selfprune.scores import Scores
+
+        say("pseudo-labels from the embeddings")
+        pseudo = pseudo_labels(store, seed=0, encoder=cfg.encoder)
+        res = labelfree_dynamics(
+            sub.items, pseudo, ids=sub.ids, seed=0, metrics=("el2n",),
+            progress=lambda label, d, t: say(f"label-free proxy ({label})", d, t),
+        )  # fmt: skip
+        el2n = res.table["el2n"]
+        items.insert(0, Scores(el2n.ids, el2n.values, LABELFREE, el2n.meta))
+    scores = ScoreTable.from_scores(items, labels=None)
+    scores.labels = sub.labels[positions_of(sub.ids, scores.ids, caller="demo")]
+    write_scores(out / "scores.parquet", scores)
 
     say(f"train {cfg.trainer} on pruned and random subsets")
     curve = scaling_curve(
@@ -131,16 +158,17 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
         y_test=y_test,
         train_ids=sub.ids,
         policies=cfg.policies,
-        keep=(*cfg.keeps, 1.0),
+        keep=(*cfg.keeps, 1.0) if cfg.full else cfg.keeps,
         seeds=cfg.seeds,
         trainer=cfg.trainer,
         trainer_settings=None if cfg.trainer == "linear" else {"epochs": cfg.epochs},
         cache_dir=out / "cache",
+        jobs=cfg.jobs,
         progress=lambda done, total, row: say(f"train {cfg.trainer}", done, total),
     )
     # keep 1.0 is the same full set for every policy (trained once, thanks to the cache): one "full" row
     rows = [
-        {**r, "policy": "full" if r["keep"] == 1.0 else r["policy"], "encoder": cfg.encoder, "trainer": cfg.trainer}
+        {**r, "policy": _arm(r), "encoder": cfg.encoder, "trainer": cfg.trainer}
         for r in curve.rows
         if r["keep"] != 1.0 or r["metric"] == "random"
     ]
@@ -148,6 +176,13 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     seconds = time.perf_counter() - t0
     report = _write_outputs(cfg, out, rows, summary, seconds)
     return DemoResult(rows, summary, out, report, seconds)
+
+
+def _arm(row: dict[str, Any]) -> str:
+    """One name per line of the table: random, full, or ``<score> <policy>``."""
+    if row["keep"] == 1.0:
+        return "full"
+    return "random" if row["metric"] == "random" else f"{row['metric']} {row['policy']}"
 
 
 def _subset(n: int, size: int | None, *, seed: int) -> np.ndarray:
@@ -183,6 +218,24 @@ def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _verdict(summary: list[dict[str, Any]], seeds: int) -> list[str]:
+    """The headline in words: how far the label-free score got against random, keep by keep."""
+    lf = [r for r in summary if r["policy"].startswith(LABELFREE) and "delta_vs_random" in r]
+    if not lf:
+        return ["No label-free score in this run."]
+    out = [f"**How far label-free got** (paired differences to random over {seeds} seeds):", ""]
+    for r in lf:
+        d, sd = 100 * r["delta_vs_random"], 100 * r["delta_spread"]
+        if r.get("beats_random"):
+            word = "beats random beyond the seed spread"
+        elif d + sd < 0:
+            word = "loses to random beyond the seed spread"
+        else:
+            word = "is within the seed spread of random (no claim)"
+        out.append(f"- keep {r['keep']:.1f}: {d:+.2f} ± {sd:.2f} points: {word}")
+    return out
+
+
 def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -195,13 +248,17 @@ def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) ->
     write_json_atomic(
         out / "results.json", {"config": dataclasses.asdict(cfg), "runs": rows, "summary": summary, "seconds": seconds}
     )
-    plot_accuracy_vs_keep(summary, out / "accuracy.png", title=f"{cfg.data}: prototypes ({cfg.encoder}) vs random")
+    plot_accuracy_vs_keep(summary, out / "accuracy.png", title=f"{cfg.data}: label-free scores vs random")
     lines = [
         f"# selfprune demo: {cfg.data}",
         "",
-        f"Encoder `{cfg.encoder}`, prototypes k={cfg.k}, trainer `{cfg.trainer}` ({cfg.epochs} epochs), "
-        f"{cfg.seeds} seeds, train subset {cfg.train_subset or 'all'}, test subset {cfg.test_subset or 'all'}; "
-        f"{seconds:.0f} s.",
+        *_verdict(summary, cfg.seeds),
+        "",
+        f"Encoder `{cfg.encoder}`; scores: label-free dynamics (`{LABELFREE}`: pseudo-labels from the embeddings, "
+        f"a proxy trained on them, EL2N against them) and prototypes (k={cfg.k}); trainer `{cfg.trainer}` "
+        f"({cfg.epochs} epochs), {cfg.seeds} seeds, train subset {cfg.train_subset or 'all'}, test subset "
+        f"{cfg.test_subset or 'all'}; {seconds:.0f} s. No label was used to score or select; labels train and "
+        "test the classifier only.",
         "",
         "| keep | policy | n_train | test accuracy % (mean ± std) | vs random, points (mean ± std of paired diff) |",
         "|---:|---|---:|---:|---:|",

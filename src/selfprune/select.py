@@ -11,8 +11,9 @@ Policies (``policy=``):
 
 ``cutoff=beta`` first drops the hardest ``beta`` fraction (likely mislabelled or unlearnable), with
 any policy: with a hard policy this is ELFS's "double-end" pruning. :func:`auto_cutoff` chooses
-``beta`` without labels, from the AUM threshold runs of a dynamics score table. ``balance_classes=True`` gives every class its share of the budget (labels needed) and
-applies the policy within each class. Same inputs and seed, same subset.
+``beta`` without labels, from the AUM threshold runs of a dynamics score table.
+``balance_classes=True`` gives every class its share of the budget (labels, or pseudo-labels for a
+label-free score) and applies the policy within each class. Same inputs and seed, same subset.
 """
 
 from __future__ import annotations

@@ -258,3 +258,20 @@ def test_scores_must_be_in_training_data_and_not_named_random(data):
             keep=(0.5,),
             trainer=centroid_trainer,
         )
+
+
+def test_parallel_workers_give_the_same_rows_bit_for_bit():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 8)).astype(np.float32)
+    y = (x[:, 0] + 0.3 * rng.normal(size=240) > 0).astype(np.int64)
+    xt = rng.normal(size=(80, 8)).astype(np.float32)
+    yt = (xt[:, 0] > 0).astype(np.int64)
+    s = Scores(np.arange(240), np.abs(x[:, 0]), "margin")
+    kw = dict(x_train=x, y_train=y, x_test=xt, y_test=yt, keep=[0.3, 0.6], seeds=2, trainer="mlp",
+              trainer_settings={"epochs": 2}, policies=("hard", "easy"))  # fmt: skip
+    one = scaling_curve(s, **kw)
+    two = scaling_curve(s, jobs=2, **kw)
+    assert one.rows == two.rows
+    assert two.trained == one.trained == 2 * 2 * 3
+    with pytest.raises(InvalidInputError, match="jobs"):
+        scaling_curve(s, jobs=0, **kw)

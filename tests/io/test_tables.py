@@ -62,3 +62,25 @@ def test_ids_parquet_and_text(tmp_path):
     assert [p.name for p in paths] == ["kept.parquet", "kept.txt"]
     assert read_ids(tmp_path / "kept.parquet").tolist() == [3, 1, 2]
     assert read_ids(tmp_path / "kept.txt").tolist() == [3, 1, 2]
+
+
+def test_pseudo_labels_travel_apart_from_labels(tmp_path):
+    from selfprune.io.tables import read_pseudo_labels, read_scores, write_pseudo_labels, write_scores
+    from selfprune.metrics.pseudo import PseudoLabels
+    from selfprune.scores import Scores, ScoreTable
+
+    t = ScoreTable([5, 3, 9], {"a": [0.1, 0.2, 0.3]}, labels=[1, 0, 1], pseudo_labels=[2, 2, 0])
+    write_scores(tmp_path / "s.parquet", t)
+    back = read_scores(tmp_path / "s.parquet")
+    assert list(back) == ["a"]  # pseudo_label is not a score column
+    np.testing.assert_array_equal(back.pseudo_labels, [2, 2, 0])
+    np.testing.assert_array_equal(back.labels, [1, 0, 1])
+    grown = back.with_scores(Scores([9, 5, 3], [1.0, 2.0, 3.0], "b"))
+    order = {int(i): k for k, i in enumerate(grown.ids)}
+    assert grown.pseudo_labels[order[9]] == 0 and grown.pseudo_labels[order[5]] == 2
+    pl = PseudoLabels(np.array(["x", "y", "z"]), np.array([0, 1, 1]), np.array([0.9, 0.5, 1.0]), k=3, meta={"seed": 4})
+    write_pseudo_labels(tmp_path / "p.parquet", pl)
+    again = read_pseudo_labels(tmp_path / "p.parquet")
+    np.testing.assert_array_equal(again.ids, pl.ids)
+    np.testing.assert_array_equal(again.labels, pl.labels)
+    assert again.k == 3 and again.meta["seed"] == 4

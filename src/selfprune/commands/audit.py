@@ -162,9 +162,21 @@ def register(app: typer.Typer) -> None:
             others[label if label not in others else str(path)] = prototypes(
                 ox, k=int(kk or min(100, len(ox) // 4)), seeds=seed
             )
+        score_fn = None
+        if target.meta.get("label_free"):
+            if inputs is None:
+                console.print(
+                    "label-free score without --source: its stability across clustering seeds is not rechecked"
+                )
+            else:
+                from selfprune.dynamics.train import labelfree_score_fn
+
+                settings = {"model": target.meta.get("model", "auto"), "epochs": int(target.meta.get("epochs", 2))}
+                score_fn = labelfree_score_fn(inputs, metric=column, **settings)
+                kk = kk if kk is not None else target.meta.get("pseudo_labels", {}).get("k")
         with console.status("auditing (k-means restarts, null controls, bootstrap)..."):
             report = audit(x, target, keep=keep, k=kk, labels=y, inputs=inputs, proxy=prox,
-                           other_scores=others or None, seed=seed, pilot=pilot_fn)  # fmt: skip
+                           other_scores=others or None, seed=seed, pilot=pilot_fn, score_fn=score_fn)  # fmt: skip
         doc = {**report.to_dict(), "inputs": {"embeddings": str(embeddings), "encoder": emb_meta.get("encoder"),
                                               "scores": str(scores), "column": column, "keep": keep,
                                               "seed": seed}}  # fmt: skip

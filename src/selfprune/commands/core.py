@@ -298,14 +298,14 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
         quick: Annotated[bool, typer.Option(help="a small version that finishes in about 2 minutes")] = False,
         encoder: Annotated[
-            str | None, typer.Option(help="encoder (default efficientnet-lite0; pixels with --quick)")
+            str | None, typer.Option(help="encoder (default pixels)")
         ] = None,
         trainer: Annotated[
-            str | None, typer.Option(help="fixed classifier (default mlp, 5 epochs; small-cnn is slower)")
+            str | None, typer.Option(help="fixed classifier (default small-cnn, 3 epochs; mlp with --quick)")
         ] = None,
         seeds: Annotated[int, typer.Option(help="training seeds per subset")] = 2,
     ) -> None:
-        """Fashion-MNIST end to end: embed, score, select, train vs random; table, plot, report."""
+        """Fashion-MNIST end to end: label-free dynamics and prototypes vs random; table, plot, report."""
         from selfprune.cli import out as stdout
         from selfprune.demo import DemoConfig, run_demo
 

@@ -74,7 +74,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option(help="proxy network: linear, mlp, small-cnn (default small-cnn; label-free: small-cnn on images, mlp on vectors)"),
+            typer.Option(
+                help="proxy network: linear, mlp, small-cnn (default small-cnn; label-free: small-cnn on "
+                "images, mlp on vectors)"
+            ),
         ] = None,
         epochs: Annotated[
             int | None, typer.Option(help="training epochs per seed (default 10; label-free 2)")

@@ -367,3 +367,24 @@ def labelfree_dynamics(
     table.labels = y_true
     table.pseudo_labels = y_pseudo
     return DynamicsResult(table, res.recorders, res.threshold, res.train_accuracy)
+
+
+def labelfree_score_fn(inputs, *, metric: str = "el2n", **settings) -> Callable[..., np.ndarray]:
+    """``score_fn(embeddings, k=, seed=) -> (N,)`` that reruns the label-free pipeline from scratch.
+
+    For :func:`selfprune.evaluate.audit.audit`: the stability checks recompute the score under
+    other clustering seeds and k. Each call clusters ``embeddings`` into pseudo-labels
+    (:func:`~selfprune.metrics.pseudo.pseudo_labels` with ``k`` and ``seed``) and trains the proxy
+    on ``inputs`` (the same rows) with ``settings`` (see :func:`labelfree_dynamics`).
+    """
+    from selfprune.metrics.pseudo import pseudo_labels
+
+    if metric not in DYNAMICS_METRICS:
+        raise InvalidInputError(f"labelfree_score_fn: metric must be one of {DYNAMICS_METRICS}, got {metric!r}")
+
+    def score(embeddings, *, k: int, seed: int) -> np.ndarray:
+        pl = pseudo_labels(embeddings, k=k, seed=seed)
+        res = labelfree_dynamics(inputs, pl, ids=pl.ids, seed=seed, metrics=(metric,), **settings)
+        return res.table[metric].values
+
+    return score

@@ -448,7 +448,9 @@ def scaling_curve(
             row = {**t["row"], "test_accuracy": float(res.test_accuracy), "cached": False}
             progress(hits + done, total, row)
 
-    work = [(key, positions_of(ids, t["ids"], caller=caller, what="training data"), t["seed"]) for key, t in todo.items()]
+    work = [
+        (key, positions_of(ids, t["ids"], caller=caller, what="training data"), t["seed"]) for key, t in todo.items()
+    ]
     if jobs == 1 or len(work) < 2:
         for key, rows_at, seed in work:
             finished(key, run(x_tr[rows_at], y_tr[rows_at], x_te, y_te, seed=seed))
@@ -513,7 +515,8 @@ def _run_in_workers(work, jobs: int, init_args: tuple, finished: Callable[[str, 
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = mp.get_context("spawn")  # never fork a process that has started torch's thread pools
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=ctx, initializer=_worker_init, initargs=init_args) as pool:
+    workers = min(jobs, len(work))
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=init_args) as pool:
         futures = [pool.submit(_worker_run, item) for item in work]
         for fut in as_completed(futures):
             key, res = fut.result()
@@ -544,6 +547,7 @@ def _decide(
             "cutoff": cutoff,
             "balance": balance,
             "strata": strata,
+            "rule": "random-unless-pilots-beat-it",
         }
     )
     record = cache.get(key)

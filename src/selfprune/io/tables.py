@@ -133,7 +133,9 @@ def read_pseudo_labels(path: str | os.PathLike):
         raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
     missing = [c for c in ("id", "pseudo_label") if c not in table.column_names]
     if missing:
-        raise DataSourceError(f"{path} is not a pseudo-label file: no {missing[0]!r} column; columns are {table.column_names}")
+        raise DataSourceError(
+            f"{path} is not a pseudo-label file: no {missing[0]!r} column; columns are {table.column_names}"
+        )
     col = table.column("pseudo_label")
     if col.null_count or not pa.types.is_integer(col.type):
         raise DataSourceError(f"{path}: 'pseudo_label' must be integers without missing values")
@@ -147,7 +149,8 @@ def read_pseudo_labels(path: str | os.PathLike):
         raise DataSourceError(f"{path}: all rows share one pseudo-label; training dynamics need at least 2 clusters")
     md = (table.schema.metadata or {}).get(b"selfprune")
     meta = json.loads(md).get("pseudo_labels", {}) if md else {}
-    conf = table.column("confidence").to_numpy().astype(np.float64) if "confidence" in table.column_names else np.ones(len(labels))
+    has_conf = "confidence" in table.column_names
+    conf = table.column("confidence").to_numpy().astype(np.float64) if has_conf else np.ones(len(labels))
     k = max(int(meta.get("k", 0)), int(labels.max()) + 1)
     try:
         from selfprune._checks import check_ids

@@ -1,0 +1,146 @@
+"""Pseudo-labels and the label-free dynamics built on them: planted clusters, planted clustering
+errors, determinism, streaming vs memory, and clear errors."""
+
+import numpy as np
+import pytest
+
+from selfprune.errors import InvalidInputError
+from selfprune.io.store import EmbeddingStore
+from selfprune.metrics.pseudo import MAX_K, MIN_K, PseudoLabels, choose_k, pseudo_labels
+
+
+def blobs(n_per=150, centres=4, dim=16, spread=0.05, seed=0):
+    """Well separated clusters on the sphere: the clusters are the classes."""
+    rng = np.random.default_rng(seed)
+    mu = np.linalg.qr(rng.normal(size=(dim, dim)))[0][:centres] * 1.0  # orthonormal centres
+    y = np.repeat(np.arange(centres), n_per)
+    x = mu[y] + spread * rng.normal(size=(len(y), dim))
+    return x.astype(np.float32), y, mu
+
+
+def _store(tmp_path, x, chunk_rows):
+    store = EmbeddingStore.create(
+        tmp_path / "s", ids=np.arange(len(x)), dim=x.shape[1], encoder="given", params={}, source={},
+        chunk_rows=chunk_rows,
+    )  # fmt: skip
+    for i in range(store.n_chunks):
+        lo, hi = store.chunk_bounds(i)
+        store.write_chunk(i, x[lo:hi])
+    return EmbeddingStore(tmp_path / "s")
+
+
+@pytest.mark.parametrize("refine", ["none", "neighbours"])
+def test_no_cluster_mixes_planted_clusters(refine):
+    x, y, _ = blobs()
+    pl = pseudo_labels(x, k=8, refine=refine, seed=0, epochs=5)
+    assert pl.purity(y) == 1.0  # over-clustered: cells split planted clusters but never mix them
+    assert pl.counts().sum() == len(y) and pl.k == 8
+    assert np.all((pl.confidence > 0) & (pl.confidence <= 1))
+
+
+def test_refinement_repairs_cells_that_cut_through_a_cluster():
+    # two elongated clusters: k-means with k=2 on a sample is fine, but with k=4 cells split them;
+    # the neighbour head must keep neighbours together, so no refined cluster mixes the two
+    rng = np.random.default_rng(1)
+    t = rng.uniform(-1, 1, size=600)
+    a = np.stack([t, 0.02 * rng.normal(size=600), np.ones(600)], 1)
+    b = np.stack([t, 0.02 * rng.normal(size=600) + 0.5, np.ones(600)], 1)
+    x = np.concatenate([a, b]).astype(np.float32)
+    y = np.repeat([0, 1], 600)
+    pl = pseudo_labels(x, k=2, refine="neighbours", seed=0, neighbours=10, epochs=20)
+    km = pseudo_labels(x, k=2, refine="none", seed=0)
+    assert pl.purity(y) >= km.purity(y)
+
+
+def test_deterministic_under_a_seed_and_streamed_equals_memory(tmp_path):
+    x, _, _ = blobs(n_per=100, seed=3)
+    x = x + np.random.default_rng(0).normal(scale=0.3, size=x.shape).astype(np.float32)  # overlapping
+    a = pseudo_labels(x, k=6, seed=5, epochs=4)
+    b = pseudo_labels(x, k=6, seed=5, epochs=4)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.confidence, b.confidence)
+    for refine in ("none", "neighbours"):
+        mem = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine)
+        streamed = pseudo_labels(_store(tmp_path / refine, x, chunk_rows=37), k=6, seed=5, epochs=4, refine=refine)
+        np.testing.assert_array_equal(mem.labels, streamed.labels)
+        np.testing.assert_allclose(mem.confidence, streamed.confidence, rtol=1e-6)
+        np.testing.assert_array_equal(streamed.ids, np.arange(len(x)))
+
+
+def test_choose_k_rule_is_bounded_and_monotone():
+    ks = [choose_k(n) for n in (2, 100, 10_000, 60_000, 100_000, 300_000, 10**6, 10**8)]
+    assert all(MIN_K <= k <= MAX_K for k in ks)
+    assert ks == sorted(ks)
+    assert choose_k(60_000) == 10 and choose_k(10**6) > choose_k(60_000)
+    x, _, _ = blobs(n_per=10, centres=4)  # 40 rows: the rule asks for 10 clusters
+    pl = pseudo_labels(x, refine="none")
+    assert pl.k == choose_k(40) and pl.meta["k_rule"].startswith("choose_k")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"k": 1}, "k must be in"),
+        ({"k": 1000}, "larger than the number of examples"),
+        ({"refine": "scan"}, "refine must be one of"),
+        ({"neighbours": 0}, "neighbours must be in"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(kw, match):
+    x, _, _ = blobs(n_per=20)
+    with pytest.raises(InvalidInputError, match=match):
+        pseudo_labels(x, **kw)
+
+
+def test_nan_rows_are_refused():
+    x, _, _ = blobs(n_per=20)
+    x[3, 2] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        pseudo_labels(x, k=4)
+
+
+# ---- label-free dynamics on pseudo-labels
+
+
+def test_planted_clustering_errors_rank_hardest_and_auto_cutoff_finds_their_share():
+    from selfprune.dynamics.train import labelfree_dynamics
+    from selfprune.select import auto_cutoff
+
+    x, y, mu = blobs(n_per=250, centres=4, spread=0.12, seed=2)
+    n = len(y)
+    rng = np.random.default_rng(0)
+    wrong = rng.choice(n, size=n // 20, replace=False)  # 5% planted clustering errors
+    labels = y.copy()
+    labels[wrong] = (labels[wrong] + rng.integers(1, 4, size=len(wrong))) % 4
+    # boundary points: halfway between two centres, assigned to the nearer by a coin
+    mid = 0.5 * (mu[0] + mu[1]) + 0.05 * rng.normal(size=(40, x.shape[1]))
+    xb = np.concatenate([x, mid.astype(np.float32)])
+    lb = np.concatenate([labels, rng.integers(0, 2, size=40)])
+    pl = PseudoLabels(ids=np.arange(len(lb)), labels=lb, confidence=np.ones(len(lb)), k=4, meta={"planted": True})
+    res = labelfree_dynamics(xb, pl, model="mlp", epochs=12, aum_threshold_runs=True, seed=0)
+    table = res.table
+    assert table.pseudo_labels is not None and table.labels is None
+    assert all(table[m].meta["label_free"] for m in table)
+    core = np.setdiff1d(np.arange(n), wrong)
+    boundary = np.arange(n, n + 40)
+    for metric in ("el2n", "aum"):
+        r = table[metric].ranks()  # 0 = hardest
+        auc = np.mean(r[wrong][:, None] < r[core][None, :])  # P(a planted error ranks above a core point)
+        assert auc > 0.95, (metric, auc)
+        assert np.median(r[boundary]) < np.median(r[core])
+    choice = auto_cutoff(table["aum_flagged"])
+    planted, boundary_share = len(wrong) / len(lb), 40 / len(lb)
+    # the rule finds the planted share: at least half of it, and nothing beyond what is planted or ambiguous
+    assert 0.5 * planted <= choice.beta <= planted + boundary_share + 0.02, choice.reason
+
+
+def test_labelfree_dynamics_refuses_pseudo_labels_of_other_data():
+    from selfprune.dynamics.train import labelfree_dynamics
+
+    x, y, _ = blobs(n_per=20)
+    pl = PseudoLabels(ids=np.arange(len(y)) + 1000, labels=y, confidence=np.ones(len(y)), k=4)
+    with pytest.raises(InvalidInputError, match="have no pseudo-label"):
+        labelfree_dynamics(x, pl, model="mlp", epochs=1)
+    one = PseudoLabels(ids=np.arange(len(y)), labels=np.zeros(len(y), dtype=np.int64), confidence=np.ones(len(y)), k=2)
+    with pytest.raises(InvalidInputError, match="one cluster"):
+        labelfree_dynamics(x, one, model="mlp", epochs=1)

@@ -1,0 +1,139 @@
+"""The label-free pipeline from the command line on data that has no labels at all."""
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sklearn.datasets import load_digits
+
+from selfprune.cli import main
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def unlabelled(tmp_path_factory):
+    """Digits images as an .npz without labels, its embeddings and pseudo-labels."""
+    root = tmp_path_factory.mktemp("lf")
+    d = load_digits()
+    images = (d.images * 16).clip(0, 255).astype(np.uint8)
+    data = root / "digits.npz"
+    np.savez(data, X=images, ids=np.arange(len(images)) + 10_000)
+    emb = root / "emb"
+    assert main(["embed", "--data", str(data), "--encoder", "pixels", "--set", "dim=16", "--out", str(emb)]) == 0
+    pseudo = root / "pseudo.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--out", str(pseudo)]) == 0
+    return root, data, emb, pseudo, d.target
+
+
+def test_pseudo_labels_file(unlabelled, capsys):
+    root, _, emb, pseudo, _ = unlabelled
+    t = pq.read_table(pseudo)
+    assert t.column_names == ["id", "pseudo_label", "confidence"]
+    assert t.column("id").to_numpy()[0] == 10_000
+    meta = json.loads(t.schema.metadata[b"selfprune"])["pseudo_labels"]
+    assert meta["k"] == 10 and meta["refine"] == "neighbours" and meta["k_rule"].startswith("choose_k")
+    # rerun: the same file, bit for bit
+    again = root / "again.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--out", str(again)]) == 0
+    assert pq.read_table(again).equals(t)
+    out = capsys.readouterr().out
+    assert "k = 10 clusters, chosen for 1,797 rows" in out
+
+
+def test_dynamics_and_select_without_labels(unlabelled, capsys):
+    root, data, _, pseudo, truth = unlabelled
+    before = _digest(pseudo), _digest(data)
+    scores = root / "labelfree.parquet"
+    code = main([
+        "dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "3",
+        "--aum-threshold", "--out", str(scores),
+    ])  # fmt: skip
+    assert code == 0
+    assert (_digest(pseudo), _digest(data)) == before  # inputs untouched
+    t = pq.read_table(scores)
+    assert "label" not in t.column_names and "pseudo_label" in t.column_names
+    assert {"el2n", "aum", "forgetting", "aum_flagged"} <= set(t.column_names)
+    meta = json.loads(t.schema.metadata[b"selfprune"])["metrics"]
+    assert meta["el2n"]["label_free"] is True and meta["el2n"]["pseudo_labels"]["k"] == 10
+    given = pq.read_table(pseudo).column("pseudo_label").to_numpy()
+    np.testing.assert_array_equal(t.column("pseudo_label").to_numpy(), given)
+    capsys.readouterr()
+    kept = root / "kept.parquet"
+    code = main([
+        "select", "--scores", str(scores), "--column", "aum", "--keep", "0.5", "--policy", "hard",
+        "--cutoff", "auto", "--balance-classes", "--out", str(kept),
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "cutoff auto:" in out and "classes balanced over pseudo-labels" in out
+    summary = json.loads(pq.read_table(kept).schema.metadata[b"selfprune"])["summary"]
+    assert summary["classes_from"] == "pseudo-labels" and summary["kept"] == round(0.5 * len(truth))
+    assert summary["n_cut"] > 0
+    # every pseudo-class keeps its share (largest remainder): within one example of proportional
+    for c, n_kept in summary["kept_per_class"].items():
+        assert abs(n_kept - 0.5 * summary["total_per_class"][c]) <= 1
+
+
+def _err(capsys):
+    return capsys.readouterr().err
+
+
+def test_bad_input_is_one_line_and_exit_2(unlabelled, tmp_path, capsys):
+    root, data, emb, pseudo, _ = unlabelled
+    out = tmp_path / "x.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--k", "1", "--out", str(out)]) == 2
+    assert "k must be in" in _err(capsys)
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--k", "5000", "--out", str(out)]) == 2
+    assert "larger than the number of examples" in _err(capsys)
+    assert not out.exists()
+    # pseudo-labels of other data: ids do not match
+    other = tmp_path / "other.parquet"
+    t = pq.read_table(pseudo)
+    pq.write_table(t.set_column(0, "id", pa.array(np.arange(len(t)))), other)
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(other), "--model", "mlp", "--epochs", "1",
+                 "--out", str(out)]) == 2  # fmt: skip
+    err = _err(capsys)
+    assert "have no pseudo-label" in err and len(err.strip().splitlines()) == 1
+    # one cluster
+    one = tmp_path / "one.parquet"
+    pq.write_table(t.set_column(1, "pseudo_label", pa.array(np.zeros(len(t), dtype=np.int64))), one)
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(one), "--out", str(out)]) == 2
+    assert "one pseudo-label" in _err(capsys)
+    # not a pseudo-label file
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(data), "--out", str(out)]) == 2
+    assert "not a readable Parquet" in _err(capsys)
+    # no labels and no pseudo-labels
+    assert main(["dynamics", "--data", str(data), "--out", str(out)]) == 2
+    assert "--pseudo-labels" in _err(capsys)
+    # --cutoff auto without threshold runs
+    plain = tmp_path / "plain.parquet"
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "1",
+                 "--out", str(plain)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["select", "--scores", str(plain), "--column", "el2n", "--keep", "0.5", "--cutoff", "auto",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "aum_flagged" in _err(capsys)
+    assert main(["select", "--scores", str(plain), "--column", "el2n", "--keep", "0.5", "--cutoff", "half",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "--cutoff must be" in _err(capsys)
+    assert not out.exists()
+
+
+def test_audit_rechecks_a_labelfree_score_across_clustering_seeds(unlabelled, tmp_path, capsys):
+    root, data, emb, pseudo, _ = unlabelled
+    scores = tmp_path / "lf.parquet"
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "2",
+                 "--out", str(scores)]) == 0  # fmt: skip
+    out = tmp_path / "audit"
+    assert main(["audit", "--embeddings", str(emb), "--scores", str(scores), "--column", "el2n",
+                 "--source", str(data), "--out", str(out)]) == 0  # fmt: skip
+    doc = json.loads((out / "audit.json").read_text())
+    names = {c["name"]: c for c in doc["checks"]}
+    assert "seed stability" in names and names["seed stability"]["status"] in ("pass", "warn", "fail")
+    assert "needs a recomputable score" not in json.dumps(doc["checks"])
