@@ -92,6 +92,7 @@ def indicator(s: Scores, kept: np.ndarray, name: str, meta: dict) -> Scores:
 def arms_at(keep: float, base: list[Scores], lf: Scores, pseudo: np.ndarray, beta: float) -> list[Scores]:
     """The scores of every arm at one keep: the plain ones, plus the two selections made by ``select``."""
     m = int(round(keep * len(lf)))
+    beta = min(beta, (len(lf) - m) / len(lf))  # a cutoff can only drop what the budget leaves out
     de = select(lf, m, policy="hard", cutoff=beta)
     bal = select(lf, m, policy="hard", labels=pseudo, balance_classes=True)
     return [
@@ -246,6 +247,8 @@ def main() -> None:
     best = max((e for e in entries if e["metric"] != "random"), key=lambda e: e["mean"])
     results["beta_grid"] = {"entries": entries, "grid_pick": best["metric"], "auto": cut.beta}
     log(f"labelled grid picks {best['metric']}; --cutoff auto chose beta = {cut.beta:.3f}")
+
+    write_json_atomic(args.json, results)  # the image part is safe even if the text part fails
 
     # ---- text: Rotten Tomatoes, same defaults
     if not args.skip_text:

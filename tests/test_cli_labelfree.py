@@ -75,7 +75,11 @@ def test_dynamics_and_select_without_labels(unlabelled, capsys):
     summary = json.loads(pq.read_table(kept).schema.metadata[b"selfprune"])["summary"]
     assert summary["classes_from"] == "pseudo-labels" and summary["kept"] == round(0.5 * len(truth))
     assert summary["n_cut"] > 0
-    # every pseudo-class keeps its share (largest remainder): within one example of proportional
+    code = main(["select", "--scores", str(scores), "--column", "aum", "--keep", "0.5", "--balance-classes",
+                 "--out", str(kept)])  # fmt: skip
+    assert code == 0
+    summary = json.loads(pq.read_table(kept).schema.metadata[b"selfprune"])["summary"]
+    # without a cutoff every pseudo-class keeps its share (largest remainder): within one of proportional
     for c, n_kept in summary["kept_per_class"].items():
         assert abs(n_kept - 0.5 * summary["total_per_class"][c]) <= 1
 

@@ -233,6 +233,9 @@ def _verdict(summary: list[dict[str, Any]], seeds: int) -> list[str]:
         else:
             word = "is within the seed spread of random (no claim)"
         out.append(f"- keep {r['keep']:.1f}: {d:+.2f} ± {sd:.2f} points: {word}")
+    if seeds < 3:
+        out += ["", f"{seeds} seeds make a weak sample: a spread from so few runs is itself uncertain. "
+                "`bench/labelfree.py` measures the same pipeline over 3 seeds (docs/labelfree.md)."]
     return out
 
 

@@ -194,8 +194,8 @@ def register(app: typer.Typer) -> None:
             lab, classes_from = table.pseudo_labels, "pseudo-labels"
         if balance_classes and lab is None:
             raise InvalidInputError(
-                f"select: --balance-classes needs classes; {scores} has no label or pseudo_label column "
-                "and no --labels was given"
+                f"select: --balance-classes needs labels (or pseudo-labels); {scores} has no label or "
+                "pseudo_label column and no --labels was given"
             )
         cutoff, cut_reason = _resolve_cutoff(cutoff, table, scores)
         if cut_reason:

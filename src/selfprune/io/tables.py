@@ -13,6 +13,19 @@ from selfprune.io.atomic import atomic_path, write_text_atomic
 from selfprune.scores import RESERVED_COLUMNS, Scores, ScoreTable
 
 
+def _read_parquet(path: Path, what: str):
+    """The whole Parquet file at ``path``, or a DataSourceError naming ``what`` is missing or broken."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataSourceError(f"{what} not found: {path}")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
+
+
 def write_scores(path: str | os.PathLike, scores: Scores | ScoreTable) -> Path:
     """Write a Scores or ScoreTable to Parquet atomically; returns the path."""
     import pyarrow.parquet as pq
@@ -26,15 +39,9 @@ def write_scores(path: str | os.PathLike, scores: Scores | ScoreTable) -> Path:
 def read_scores(path: str | os.PathLike) -> ScoreTable:
     """Read a score Parquet file (ours, or any with ``id`` + float columns) into a ScoreTable."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.is_file():
-        raise DataSourceError(f"score file not found: {path}")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
+    table = _read_parquet(path, "score file")
     if "id" not in table.column_names:
         raise DataSourceError(f"{path} has no 'id' column; columns are {table.column_names}")
     md = (table.schema.metadata or {}).get(b"selfprune")
@@ -120,17 +127,11 @@ def write_pseudo_labels(path: str | os.PathLike, pseudo) -> Path:
 def read_pseudo_labels(path: str | os.PathLike):
     """Read a pseudo-label Parquet file (``id``, ``pseudo_label``, optional ``confidence``)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from selfprune.metrics.pseudo import PseudoLabels
 
     path = Path(path)
-    if not path.is_file():
-        raise DataSourceError(f"pseudo-label file not found: {path}")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
+    table = _read_parquet(path, "pseudo-label file")
     missing = [c for c in ("id", "pseudo_label") if c not in table.column_names]
     if missing:
         raise DataSourceError(

@@ -33,6 +33,7 @@ from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, che
 from selfprune.engine.local import map_chunks, sample_rows
 from selfprune.errors import InvalidInputError, require
 from selfprune.metrics._kmeans import fit_centroids, normalize_rows
+from selfprune.metrics.prototypes import _rows_of
 
 REFINE = ("none", "neighbours")
 KMEANS_TEMPERATURE = 0.05
@@ -72,21 +73,16 @@ def choose_k(n: int) -> int:
     """The default number of clusters for ``n`` rows: ``n / 6000``, clipped to [10, 100].
 
     A label-free rule from the size of the data alone, grounded in what was measured on
-    Fashion-MNIST (60,000 rows, pixel PCA, neighbour refinement; docs/labelfree.md): 10 clusters
-    gave the dynamics score that tracked supervised difficulty best (Spearman 0.28 to 0.41 with
-    true-label EL2N over two clustering seeds and two proxies, against 0.28 at k = 25 and 0.21 to
-    0.23 at k = 50), because a proxy trained on many small cells learns boundaries that cut through classes.
+    Fashion-MNIST (60,000 rows, pixel PCA, neighbour refinement; ``bench/labelfree_routes.py``):
+    10 clusters gave the dynamics score that tracked supervised difficulty best (Spearman 0.34 to
+    0.44 with true-label EL2N over two clustering seeds, against 0.32 to 0.34 at k = 25 and 0.23 to
+    0.28 at k = 50), because a proxy trained on many small cells learns boundaries that cut
+    through classes.
     So the rule stays near 10 for data sets of up to about 10^5 rows and grows slowly beyond
     (1,000,000 rows: 100 clusters), where more classes are likely and every cluster still holds
     thousands of rows. Pass ``k`` when the number of classes is known.
     """
     return int(min(MAX_K, max(MIN_K, round(n / ROWS_PER_CLUSTER))))
-
-
-def _rows(embeddings, caller: str):
-    if hasattr(embeddings, "iter_chunks"):
-        return embeddings
-    return check_embeddings(embeddings, caller=caller)
 
 
 def pseudo_labels(
@@ -107,12 +103,11 @@ def pseudo_labels(
 
     ``refine="neighbours"`` (default) trains the neighbour-consistency head on a sample of at most
     ``fit_rows`` rows with ``neighbours`` nearest neighbours each, for ``epochs`` passes;
-    ``"none"`` keeps the k-means assignment. ``k=None`` uses :func:`choose_k`. Every cluster
-    ends with at least one example when ``refine="none"``; the refinement may leave clusters
-    empty (recorded in ``meta["empty_clusters"]``).
+    ``"none"`` keeps the k-means assignment. ``k=None`` uses :func:`choose_k`. A cluster may end
+    empty (more often with the refinement); ``meta["empty_clusters"]`` counts them.
     """
     caller = "pseudo_labels"
-    x = _rows(embeddings, caller)
+    x = _rows_of(embeddings, caller)
     n = len(x)
     if n < 2:
         raise InvalidInputError(f"{caller}: needs at least 2 rows, got {n}")
