@@ -96,6 +96,12 @@ def test_bad_input_is_one_line_and_exit_2(unlabelled, tmp_path, capsys):
     assert main(["pseudo-labels", "--embeddings", str(emb), "--k", "5000", "--out", str(out)]) == 2
     assert "larger than the number of examples" in _err(capsys)
     assert not out.exists()
+    # an output over an input is refused, and the input survives
+    before = _digest(pseudo)
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--out", str(emb / "ids.npy")]) == 2
+    assert "would overwrite the input" in _err(capsys)
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--out", str(pseudo)]) == 2
+    assert "would overwrite the input" in _err(capsys) and _digest(pseudo) == before
     # pseudo-labels of other data: ids do not match
     other = tmp_path / "other.parquet"
     t = pq.read_table(pseudo)

@@ -27,6 +27,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def refuse_overwrite(out: str | os.PathLike, *inputs: str | os.PathLike | None, caller: str) -> None:
+    """Raise InvalidInputError when ``out`` is one of ``inputs`` or lies inside an input folder."""
+    from selfprune.errors import InvalidInputError
+
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given).resolve()
+        if target == src or src in target.parents:
+            raise InvalidInputError(f"{caller}: --out {out} would overwrite the input {given}; choose another path")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
