@@ -441,8 +441,9 @@ def scaling_curve(
             "seed": t["seed"],
             "n_subset": len(t["ids"]),
         }
-        cache.put(key, json.loads(json.dumps(record, default=_jsonable)))
-        records[key] = cache.get(key) or record
+        record = json.loads(json.dumps(record, default=_jsonable))
+        cache.put(key, record)
+        records[key] = record
         done += 1
         if progress is not None:
             row = {**t["row"], "test_accuracy": float(res.test_accuracy), "cached": False}

@@ -190,12 +190,11 @@ def fit_neighbour_head(
     neighbours: int = 20,
     epochs: int = 30,
     entropy_weight: float = 5.0,
-    hidden: int = 256,
     batch_size: int = 512,
     lr: float = 1e-3,
     seed: int = 0,
 ):
-    """Train a D -> ``hidden`` -> k head on normalised rows ``x`` (n, D); returns the module.
+    """Train the ``mlp`` classifier (D -> 256 -> k) as a head on normalised rows ``x`` (n, D); returns it.
 
     Loss per batch (SCAN): ``-mean log <p_i, p_j>`` for each anchor i and one of its
     ``neighbours`` nearest rows j, minus ``entropy_weight`` times the entropy of the batch's mean
@@ -204,18 +203,12 @@ def fit_neighbour_head(
     refinement moves only what the neighbours contradict. Deterministic under ``seed`` (CPU).
     """
     torch = require("torch", "torch")
+    from selfprune.evaluate.models import build_model
     from selfprune.metrics.density import knn_graph
 
     _, nbr = knn_graph(x, neighbours, metric="cosine", index="auto", seed=seed, caller="pseudo_labels")
     nbr = np.where(nbr < 0, np.arange(len(x))[:, None], nbr)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        head = torch.nn.Sequential(
-            torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, k)
-        )
-    finally:
-        torch.random.set_rng_state(state)
+    head = build_model("mlp", (x.shape[1],), k, seed=seed)  # D -> 256 -> k, weights from ``seed``
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     xt, nt, yt = torch.from_numpy(x), torch.from_numpy(nbr), torch.from_numpy(init)
