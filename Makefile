@@ -21,6 +21,8 @@ demo: setup
 	$(VENV)/bin/selfprune demo --out runs/demo
 
 test: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 lint: setup

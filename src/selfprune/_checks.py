@@ -116,8 +116,8 @@ def check_int(value, *, caller: str, name: str, low: int = 1, high: int | None =
         raise InvalidInputError(f"{caller}: {name} must be an integer, got {value!r}")
     value = int(value)
     if value < low or (high is not None and value > high):
-        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise InvalidInputError(f"{caller}: {name} must be in {bound}, got {value}")
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise InvalidInputError(f"{caller}: {name} must be {bound}, got {value}")
     return value
 
 
@@ -135,3 +135,54 @@ def seed_int(seed: SeedLike) -> int:
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(0, 2**31 - 1))
     return int(seed)
+
+
+def align_ids(reference_ids, ids, *, caller: str, what: str = "reference", allow_missing: bool = False) -> np.ndarray:
+    """Positions in ``reference_ids`` (unique) of each of ``ids``, so ``reference_ids[out] == ids``.
+
+    Vectorised (one sort and a binary search). ``ids`` may repeat; every one must be present unless
+    ``allow_missing``, which gives -1 for an absent id. Raises InvalidInputError naming ``caller``
+    and the ``what`` the reference ids belong to when reference ids repeat, when the two are of
+    different kinds (strings and integers) or when ids are missing, with a few examples.
+    """
+    ref = np.asarray(reference_ids).reshape(-1)
+    want = np.asarray(ids).reshape(-1)
+    kinds = {ref.dtype.kind, want.dtype.kind}
+    if kinds <= set("iu"):
+        if ref.dtype != want.dtype:
+            ref, want = ref.astype(np.int64), want.astype(np.int64)
+    elif kinds <= set("UO") and len(kinds) == 2:
+        ref, want = ref.astype(str), want.astype(str)
+    elif len(kinds) > 1 and len(ref) and len(want):
+        raise InvalidInputError(
+            f"{caller}: ids ({want.dtype}) and {what} ids ({ref.dtype}) are of different kinds"
+        )
+    order = np.argsort(ref, kind="stable")
+    sorted_ref = ref[order]
+    repeated = sorted_ref[1:][sorted_ref[1:] == sorted_ref[:-1]]
+    if len(repeated):
+        dup = np.unique(repeated)
+        raise InvalidInputError(
+            f"{caller}: the {what} ids must be unique; {len(dup)} duplicated, e.g. {_few(dup)}"
+        )
+    if len(sorted_ref) == 0:
+        at = np.zeros(len(want), dtype=np.int64)
+        found = np.zeros(len(want), dtype=bool)
+    else:
+        at = np.minimum(np.searchsorted(sorted_ref, want), len(sorted_ref) - 1)
+        found = sorted_ref[at] == want
+    out = order[at] if len(sorted_ref) else at
+    if not found.all():
+        if not allow_missing:
+            lost = want[~found]
+            raise InvalidInputError(
+                f"{caller}: {len(lost)} of {len(want)} ids are not in the {what}, e.g. {_few(lost)}"
+            )
+        out = np.where(found, out, -1)
+    return out.astype(np.int64, copy=False)
+
+
+def _few(values: np.ndarray, count: int = 3) -> str:
+    """The first ``count`` of ``values`` as a short, readable list."""
+    shown = ", ".join(repr(v) for v in values[:count].tolist())
+    return shown + (", ..." if len(values) > count else "")

@@ -19,7 +19,7 @@ import heapq
 
 import numpy as np
 
-from selfprune._checks import SeedLike, check_embeddings, check_ids, check_int, resolve_keep
+from selfprune._checks import SeedLike, align_ids, check_embeddings, check_ids, check_int, resolve_keep
 from selfprune.errors import InvalidInputError
 from selfprune.metrics.density import knn_graph
 from selfprune.scores import Scores
@@ -130,11 +130,7 @@ def d2_rows(
 
 
 def _align(scores: Scores, ids: np.ndarray, *, caller: str) -> np.ndarray:
-    pos = {v: i for i, v in enumerate(scores.ids.tolist())}
-    try:
-        where = np.array([pos[v] for v in ids.tolist()], dtype=np.int64)
-    except KeyError as exc:
-        raise InvalidInputError(f"{caller}: embedding id {exc.args[0]!r} has no score") from None
+    where = align_ids(scores.ids, ids, caller=caller, what="scores")
     if len(scores) != len(ids):
         raise InvalidInputError(
             f"{caller}: {len(scores)} scores for {len(ids)} embedding rows; "

@@ -95,9 +95,9 @@ LABELFREE = "labelfree-el2n"
 
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = None) -> DemoResult:
     """Run the demo into ``out``; see the module docstring."""
+    from selfprune._checks import align_ids
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
-    from selfprune.evaluate.auto import positions_of
     from selfprune.evaluate.curve import scaling_curve
     from selfprune.io.sources import load_source
     from selfprune.io.tables import write_scores
@@ -146,7 +146,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
         el2n = res.table["el2n"]
         items.insert(0, Scores(el2n.ids, el2n.values, LABELFREE, el2n.meta))
     scores = ScoreTable.from_scores(items, labels=None)
-    scores.labels = sub.labels[positions_of(sub.ids, scores.ids, caller="demo")]
+    scores.labels = sub.labels[align_ids(sub.ids, scores.ids, caller="demo", what="data")]
     write_scores(out / "scores.parquet", scores)
 
     say(f"train {cfg.trainer} on pruned and random subsets")
@@ -241,13 +241,11 @@ def _verdict(summary: list[dict[str, Any]], seeds: int) -> list[str]:
 
 def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) -> Path:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from selfprune.io.atomic import atomic_path
+    from selfprune.io.tables import write_parquet
     from selfprune.report.demo_plot import plot_accuracy_vs_keep
 
-    with atomic_path(out / "results.parquet") as tmp:
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
+    write_parquet(out / "results.parquet", pa.Table.from_pylist(rows))
     write_json_atomic(
         out / "results.json", {"config": dataclasses.asdict(cfg), "runs": rows, "summary": summary, "seconds": seconds}
     )

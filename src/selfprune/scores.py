@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from selfprune._checks import check_ids, check_labels, check_scores_values
+from selfprune._checks import align_ids, check_ids, check_labels, check_scores_values
 from selfprune.errors import InvalidInputError
 
 RESERVED_COLUMNS = ("id", "label", "pseudo_label")
@@ -106,17 +106,17 @@ class ScoreTable(Mapping[str, Scores]):
         if not scores:
             raise InvalidInputError("ScoreTable.from_scores: no scores given")
         base = scores[0].ids
-        pos = {v: i for i, v in enumerate(base.tolist())}
         cols, meta = {}, {}
         for s in scores:
             if s.name in cols:
                 raise InvalidInputError(f"ScoreTable.from_scores: metric {s.name!r} given twice")
-            if len(s) != len(base) or not all(i in pos for i in s.ids.tolist()):
+            at = align_ids(base, s.ids, caller="ScoreTable.from_scores", what="table", allow_missing=True)
+            if len(s) != len(base) or (at < 0).any():
                 raise InvalidInputError(
                     f"ScoreTable.from_scores: {s.name!r} covers different ids than {scores[0].name!r}"
                 )
             aligned = np.empty(len(base))
-            aligned[[pos[i] for i in s.ids.tolist()]] = s.values
+            aligned[at] = s.values
             cols[s.name], meta[s.name] = aligned, s.meta
         return cls(base, cols, meta, labels=labels)
 
@@ -144,8 +144,7 @@ class ScoreTable(Mapping[str, Scores]):
         """A new table with the given Scores added or replaced (aligned by id)."""
         current = [s for k, s in self._scores.items() if k not in {x.name for x in scores}]
         out = ScoreTable.from_scores([*current, *scores], labels=None)
-        pos = {v: i for i, v in enumerate(self.ids.tolist())}
-        rows = [pos[i] for i in out.ids.tolist()]
+        rows = align_ids(self.ids, out.ids, caller="ScoreTable.with_scores", what="table")
         if self.labels is not None:
             out.labels = self.labels[rows]
         if self.pseudo_labels is not None:

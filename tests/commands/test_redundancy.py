@@ -69,8 +69,8 @@ def test_dedup_eps_sweep_prints_and_plots(emb_file, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--eps", "2.5"], "eps must be in"),
-        (["--k", "1000"], "k must be in"),
+        (["--eps", "2.5"], "eps must be"),
+        (["--k", "1000"], "k must be"),
         (["--order", "sideways"], "order must be one of"),
         (["--eps-sweep", "--eps-grid", "0,x"], "--eps-grid must be"),
     ],

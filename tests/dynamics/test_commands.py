@@ -37,4 +37,4 @@ def test_bad_option_is_one_line_error(tmp_path, capsys):
                  "--epochs", "0", "--limit", "50"])  # fmt: skip
     assert code == 2
     err = capsys.readouterr().err
-    assert "epochs must be in" in err and "Traceback" not in err
+    assert "epochs must be" in err and "Traceback" not in err

@@ -145,6 +145,23 @@ def test_state_dict_roundtrip_discards_later_epochs(tmp_path):
     assert fresh.epochs == 3
 
 
+def test_load_state_dict_refuses_a_folder_without_the_epochs(tmp_path):
+    epochs = list(_batches(4, epochs=3))
+    state = _record(Recorder(N, C, tmp_path / "rec"), epochs).state_dict()
+    # restoring into an empty folder would report three epochs of zeros
+    with pytest.raises(StoreError, match="recorded in .*rec.*records in .*other"):
+        Recorder(N, C, tmp_path / "other").load_state_dict(state)
+    with pytest.raises(StoreError, match="recorded in .*records in memory"):
+        Recorder(N, C).load_state_dict(state)
+    # the same folder, opened after one epoch was rolled back, holds fewer epochs than the state
+    rolled = Recorder(N, C, tmp_path / "rec")
+    rolled.load_state_dict({**state, "epochs_done": 1})
+    with pytest.raises(StoreError, match="3 complete epochs, the files in .* hold 1"):
+        rolled.load_state_dict(state)
+    with pytest.raises(StoreError, match="neither arrays nor a recording folder"):
+        Recorder(N, C, tmp_path / "third").load_state_dict({**state, "path": None})
+
+
 def test_rank_merge_equals_single_process(tmp_path):
     epochs = list(_batches(3, epochs=3))
     single = _record(Recorder(N, C), epochs)

@@ -132,3 +132,23 @@ def test_analysis_without_random_and_to_dict():
     assert d["full_accuracy"]["m/hard"] == pytest.approx(0.95)
     with pytest.raises(InvalidInputError, match="no random baseline"):
         compare_to_random(rows, "m", "hard")
+
+
+def test_bootstrap_counts_the_resamples_it_leaves_out():
+    # seed 0 ran three sizes, seed 1 only two: a resample drawing seed 1 twice has two sizes and
+    # cannot be fitted. With two seeds that happens in a quarter of the resamples.
+    n = np.array([100.0, 1000.0, 10000.0, 100.0, 1000.0])
+    e = 1.0 * n**-0.5 + 0.01
+    g = np.array([0, 0, 0, 1, 1])
+    f = fit_power_law(n, e, groups=g, bootstrap=400, seed=3)
+    assert f.bootstrap_fitted + f.bootstrap_dropped == 400
+    assert 0.15 < f.bootstrap_dropped / 400 < 0.35
+    assert f.to_dict()["bootstrap_dropped"] == f.bootstrap_dropped
+    full = fit_power_law(n[:3], e[:3], groups=g[:3], bootstrap=50)
+    assert full.bootstrap_dropped == 0
+
+
+def test_statement_says_why_a_fit_failed():
+    rows = [r for r in _rows({0.1: [0.8, 0.81], 1.0: [0.95, 0.95]}, {0.1: [0.8, 0.8], 1.0: [0.95, 0.95]})]
+    st = analyze_curve(rows, bootstrap=0).statements["m/hard"]
+    assert "no power-law fit (fit_power_law: needs at least 3 distinct sizes" in st

@@ -84,3 +84,42 @@ def test_pseudo_labels_travel_apart_from_labels(tmp_path):
     np.testing.assert_array_equal(again.ids, pl.ids)
     np.testing.assert_array_equal(again.labels, pl.labels)
     assert again.k == 3 and again.meta["seed"] == 4
+
+
+def test_write_parquet_reads_back_with_its_metadata(tmp_path):
+    import json
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from selfprune.io.tables import write_parquet
+
+    rng = np.random.default_rng(0)
+    ids, sim = rng.permutation(50), rng.random(50)
+    meta = {"eps": 0.05, "k": np.int64(7), "source": Path("emb.npy"), "nested": {"a": [1, 2]}}
+    out = write_parquet(tmp_path / "t.parquet", {"id": pa.array(ids), "similarity": pa.array(sim)}, meta)
+    assert out == tmp_path / "t.parquet"
+    t = pq.read_table(out)
+    assert t.column_names == ["id", "similarity"]
+    assert t.schema.field("similarity").type == pa.float64()
+    assert np.array_equal(t.column("id").to_numpy(), ids) and np.array_equal(t.column("similarity").to_numpy(), sim)
+    got = json.loads(t.schema.metadata[b"selfprune"])
+    assert got == {"eps": 0.05, "k": "7", "source": "emb.npy", "nested": {"a": [1, 2]}}  # str() for the rest
+    assert list(t.schema.metadata) == [b"selfprune"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.parquet"]
+
+
+def test_write_parquet_keeps_a_tables_own_metadata_and_matches_plain_pyarrow(tmp_path):
+    import pyarrow.parquet as pq
+
+    from selfprune.io.tables import write_parquet
+
+    table = Scores(ids=[3, 1, 2], values=[0.5, 0.25, 1.0], name="el2n", meta={"epoch": 2}).to_table().to_arrow()
+    write_parquet(tmp_path / "a.parquet", table)
+    pq.write_table(table, tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert read_scores(tmp_path / "a.parquet")["el2n"].meta["epoch"] == 2
+    # metadata given replaces the table's own
+    write_parquet(tmp_path / "c.parquet", table, {"other": 1})
+    assert pq.read_table(tmp_path / "c.parquet").schema.metadata == {b"selfprune": b'{"other": 1}'}

@@ -8,16 +8,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from selfprune._checks import align_ids
 from selfprune.errors import DataSourceError, InvalidInputError
-
-
-def _align(ids_from: np.ndarray, ids_to: np.ndarray, what: str) -> np.ndarray:
-    """Positions in ``ids_from`` of each id of ``ids_to`` (the same id set is required)."""
-    pos = {v: i for i, v in enumerate(np.asarray(ids_from).tolist())}
-    try:
-        return np.array([pos[v] for v in np.asarray(ids_to).tolist()], dtype=np.int64)
-    except KeyError as exc:
-        raise InvalidInputError(f"audit: {what} lacks id {exc.args[0]!r} of the embeddings") from None
 
 
 def _read_labels(spec: str, ids: np.ndarray, store_labels, table) -> np.ndarray | None:
@@ -27,7 +19,8 @@ def _read_labels(spec: str, ids: np.ndarray, store_labels, table) -> np.ndarray 
         if store_labels is not None:
             return np.asarray(store_labels, dtype=np.int64)
         if table.labels is not None:
-            return np.asarray(table.labels, dtype=np.int64)[_align(table.ids, ids, "the score file")]
+            at = align_ids(table.ids, ids, caller="audit", what="score file")
+            return np.asarray(table.labels, dtype=np.int64)[at]
         return None
     path = Path(spec)
     if not path.is_file():
@@ -44,10 +37,8 @@ def _read_labels(spec: str, ids: np.ndarray, store_labels, table) -> np.ndarray 
         raise DataSourceError(f"audit: {path} needs columns id and label, has {t.column_names}")
     lid, lab = t.column("id").to_numpy(), t.column("label").to_numpy()
     out = np.full(len(ids), -1, dtype=np.int64)  # ids without a label stay unlabelled
-    pos = {v: i for i, v in enumerate(np.asarray(ids).tolist())}
-    for i, v in zip(lid.tolist(), lab.tolist(), strict=True):
-        if i in pos:
-            out[pos[i]] = int(v)
+    at = align_ids(ids, lid, caller="audit", what="embeddings", allow_missing=True)
+    out[at[at >= 0]] = lab[at >= 0].astype(np.int64)
     return out
 
 
@@ -127,20 +118,20 @@ def register(app: typer.Typer) -> None:
         if column not in table:
             raise InvalidInputError(f"audit: --column {column!r} is not in {scores}; columns are {sorted(table)}")
         s = table[column]
-        pos = _align(s.ids, ids, f"score file {scores.name}")
+        pos = align_ids(s.ids, ids, caller="audit", what=f"score file {scores.name}")
         target = Scores(ids, s.values[pos], s.name, s.meta)
         y = _read_labels(labels, ids, store_labels, table)
         prox = None
         if proxy is not None:
             if proxy not in table:
                 raise InvalidInputError(f"audit: --proxy {proxy!r} is not in {scores}; columns are {sorted(table)}")
-            prox = table[proxy].values[_align(table[proxy].ids, ids, "the proxy column")]
+            prox = table[proxy].values[align_ids(table[proxy].ids, ids, caller="audit", what="proxy column")]
         inputs, pilot_fn = None, None
         if source is not None:
             from selfprune.io.sources import load_source
 
             ds = load_source(source, split=split)
-            inputs = np.asarray(ds.take(_align(ds.ids, ids, f"source {source!r}")))
+            inputs = np.asarray(ds.take(align_ids(ds.ids, ids, caller="audit", what=f"source {source!r}")))
             if pilot:
                 if ds.labels is None or y is None:
                     raise InvalidInputError("audit: --pilot needs labels")
@@ -157,7 +148,7 @@ def register(app: typer.Typer) -> None:
         for path in compare or []:
             o_src, o_ids, _, o_meta = open_embeddings(path)
             ox = np.asarray(o_src.to_array() if hasattr(o_src, "to_array") else o_src)
-            ox = ox[_align(o_ids, ids, f"embeddings {path}")]
+            ox = ox[align_ids(o_ids, ids, caller="audit", what=f"embeddings {path}")]
             label = str(o_meta.get("encoder", path.name))
             others[label if label not in others else str(path)] = prototypes(
                 ox, k=int(kk or min(100, len(ox) // 4)), seeds=seed

@@ -95,34 +95,42 @@ def register(app: typer.Typer) -> None:
             )
         stdout.print(f"wrote {len(store)} x {store.dim} embeddings ({encoder}) to {out}")
 
-    @app.command()
+    @app.command(
+        epilog="Example: selfprune score --embeddings runs/fm/emb --metric prototypes --k 100 --seeds 0,1,2 "
+        "--out runs/fm/scores.parquet"
+    )
     def score(
         embeddings: Annotated[Path, typer.Option(help="store folder, .npy, .npz or Parquet with a vector column")],
         out: Annotated[Path, typer.Option(help="score Parquet to write")],
         metric: Annotated[str, typer.Option(help="prototypes, class-prototypes or random")] = "prototypes",
-        k: Annotated[int | None, typer.Option(help="k-means prototypes (default 100)")] = None,
-        seeds: Annotated[str, typer.Option(help="k-means seed(s), comma-separated; averaged")] = "0",
-        labels: Annotated[Path | None, typer.Option(help="labels (.npy) when the embeddings have none")] = None,
-        column: Annotated[str | None, typer.Option(help="vector column of a Parquet file")] = None,
+        k: Annotated[int | None, typer.Option(help="k-means clusters (prototypes; default 100)")] = None,
+        seeds: Annotated[
+            str, typer.Option(help="k-means seeds, comma-separated (0,1,2): the score is averaged over them")
+        ] = "0",
+        labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "auto",
+        vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
         add_to: Annotated[bool, typer.Option(help="add the column to an existing score file at --out")] = False,
     ) -> None:
         """Score every example (higher = harder) and write the score Parquet."""
         from selfprune.cli import out as stdout
+        from selfprune.io.labels import load_labels
         from selfprune.io.store import EmbeddingStore, open_embeddings
         from selfprune.io.tables import read_scores, write_scores
         from selfprune.metrics import DEFAULT_K, class_prototypes, prototypes, random_scores
+        from selfprune.report.summary import describe
         from selfprune.scores import ScoreTable
 
-        try:
-            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-        except ValueError:
-            raise InvalidInputError(f"--seeds takes comma-separated integers, got {seeds!r}") from None
-        source, ids, lab, meta = open_embeddings(embeddings, column=column)
-        if labels is not None:
-            lab = np.load(labels, allow_pickle=False)
+        seed_list = parse_ints(seeds, caller="score", option="--seeds")
+        source, ids, store_labels, meta = open_embeddings(embeddings, column=vector_column)
+        lab = load_labels(labels, ids, caller="score", auto=store_labels)
         encoder = meta.get("encoder")
         if metric == "prototypes":
-            s = prototypes(source, k=k or DEFAULT_K, seeds=seed_list, ids=ids, encoder=encoder)
+            with progress_bar(transient=True) as bar:
+                task = bar.add_task(f"prototypes over {len(ids):,} rows", total=None)
+                s = prototypes(
+                    source, k=DEFAULT_K if k is None else k, seeds=seed_list, ids=ids, encoder=encoder,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )  # fmt: skip
         elif metric == "class-prototypes":
             if lab is None:
                 raise InvalidInputError("score: class-prototypes needs labels (--labels, or a store with labels)")
@@ -136,10 +144,10 @@ def register(app: typer.Typer) -> None:
         if add_to and out.is_file():
             table = read_scores(out).with_scores(s)
         write_scores(out, table)
-        v = s.values
+        d = describe(s.values)
         stdout.print(
-            f"wrote {s.name} for {len(s)} examples to {out} (min {v.min():.4f}, median "
-            f"{np.median(v):.4f}, max {v.max():.4f})"
+            f"wrote {s.name} for {len(s)} examples to {out} (min {d['min']:.4f}, median "
+            f"{d['median']:.4f}, max {d['max']:.4f})"
         )
 
     @app.command("select")

@@ -116,11 +116,8 @@ def register(app: typer.Typer) -> None:
         from selfprune.cli import out as stdout
         from selfprune.dynamics.scores import DYNAMICS_METRICS
         from selfprune.dynamics.train import LABELFREE_DEFAULTS, labelfree_dynamics, proxy_dynamics
-        from selfprune.io.atomic import refuse_overwrite
         from selfprune.io.tables import read_pseudo_labels, write_scores
 
-        builtin = data in ("fashion-mnist", "digits")
-        refuse_overwrite(out, pseudo_labels, None if builtin else data, caller="dynamics")
         label_free = pseudo_labels is not None
         x, y, ids, name = _load_labelled(data, split, limit, "dynamics", need_labels=not label_free)
         defaults = LABELFREE_DEFAULTS if label_free else {"model": "small-cnn", "epochs": 10, "seeds": 3}

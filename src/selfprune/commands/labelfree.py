@@ -31,12 +31,10 @@ def register(app: typer.Typer) -> None:
         Example: selfprune pseudo-labels --embeddings runs/fm/emb --out runs/fm/pseudo.parquet
         """
         from selfprune.cli import out as stdout
-        from selfprune.io.atomic import refuse_overwrite
         from selfprune.io.store import open_embeddings
         from selfprune.io.tables import write_pseudo_labels
         from selfprune.metrics.pseudo import pseudo_labels
 
-        refuse_overwrite(out, embeddings, caller="pseudo-labels")
         source, ids, labels, meta = open_embeddings(embeddings, column=column)
         pl = pseudo_labels(
             source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -141,12 +140,10 @@ def _progress_bar(total_text: str):
 def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source) -> None:
     import numpy as np
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from rich.table import Table
 
     from selfprune.cli import out as stdout
-    from selfprune.io.atomic import atomic_path
-    from selfprune.io.tables import write_ids
+    from selfprune.io.tables import write_ids, write_parquet
     from selfprune.metrics.semdedup import semdedup
 
     with _progress_bar("dedup: clusters") as bar:
@@ -168,9 +165,8 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source)
             "duplicate_of": pa.array(result.duplicate_of),
             "similarity": pa.array(result.similarity, type=pa.float64()),
         }
-    ).replace_schema_metadata({b"selfprune": json.dumps(meta, default=str).encode()})
-    with atomic_path(out / "removed.parquet") as tmp:
-        pq.write_table(removed, tmp)
+    )
+    write_parquet(out / "removed.parquet", removed, meta)
 
     table = Table(title=f"semantic dedup, eps={eps:g} (cosine > {1 - eps:g} to a kept example)")
     for col in ("examples", "kept", "removed", "removed %", "exact copies", "clusters", "largest"):
@@ -198,8 +194,9 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     from rich.table import Table
 
     from selfprune.cli import out as stdout
-    from selfprune.io.atomic import atomic_path, write_json_atomic
+    from selfprune.io.atomic import write_json_atomic
     from selfprune.metrics.semdedup import semdedup_sweep
+    from selfprune.report.figures import save_png
 
     with _progress_bar("eps sweep: clusters") as bar:
         task = bar.add_task("clusters", total=None)
@@ -234,8 +231,7 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     png = out / "eps_sweep.png"
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, png)
     plt.close(fig)
     write_json_atomic(
         out / "eps_sweep.json",

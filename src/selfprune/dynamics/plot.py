@@ -13,8 +13,8 @@ import numpy as np
 
 from selfprune._checks import SeedLike, as_rng
 from selfprune.errors import InvalidInputError
-from selfprune.io.atomic import atomic_path
 from selfprune.metrics.cartography import CartographyStats
+from selfprune.report.figures import save_png
 
 
 def data_map(
@@ -64,6 +64,5 @@ def data_map(
     ax.set_title(f"{title} ({len(idx):,} of {len(conf):,} examples)")
     fig.tight_layout()
     target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, target)
     return target

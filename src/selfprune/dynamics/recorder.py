@@ -359,6 +359,23 @@ class Recorder:
             }
         return state
 
+    def _check_file_state(self, state: dict[str, Any], done: int) -> None:
+        """A file-backed state names its folder: only that folder's files hold its epochs."""
+        saved = state.get("path")
+        if saved is None:
+            raise StoreError("Recorder.load_state_dict: the state holds neither arrays nor a recording folder")
+        if self.path is None or Path(saved).resolve() != self.path.resolve():
+            here = "memory" if self.path is None else str(self.path)
+            raise StoreError(
+                f"Recorder.load_state_dict: the state was recorded in {saved}, this Recorder records "
+                f"in {here}; open that folder (Recorder.open or path=) instead"
+            )
+        if done > self.epochs_done:
+            raise StoreError(
+                f"Recorder.load_state_dict: the state has {done} complete epochs, the files in "
+                f"{self.path} hold {self.epochs_done}"
+            )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Return to a saved state (e.g. a checkpoint): epochs recorded after it are discarded."""
         if (
@@ -371,6 +388,8 @@ class Recorder:
                 f"{self.num_classes}"
             )
         done = int(state["epochs_done"])
+        if "arrays" not in state:
+            self._check_file_state(state, done)
         if "arrays" in state:
             self.ids = np.asarray(state["ids"])
             need = max(done + 1, self._capacity)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selfprune._checks import SeedLike, as_rng, check_ids, check_int, check_labels, seed_int
+from selfprune._checks import SeedLike, align_ids, as_rng, check_ids, check_int, check_labels, seed_int
 from selfprune.dynamics.recorder import Recorder
 from selfprune.dynamics.scores import DYNAMICS_METRICS, dynamics_scores
 from selfprune.errors import InvalidInputError, StoreError, require
@@ -53,21 +53,6 @@ def _prepare(x, labels, ids, caller: str):
     return as_model_input(xa), y, ids
 
 
-def _epoch(torch, net, opt, xt, yt, batch_size, gen, on_batch=None):
-    """One shuffled epoch of Adam; ``on_batch(positions, logits, labels)`` sees each batch."""
-    net.train()
-    perm = torch.randperm(len(xt), generator=gen)
-    for lo in range(0, len(xt), batch_size):
-        idx = perm[lo : lo + batch_size]
-        logits = net(xt[idx])
-        loss = torch.nn.functional.cross_entropy(logits, yt[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if on_batch is not None:
-            on_batch(idx, logits, yt[idx])
-
-
 def _predict(torch, net, xt, batch_size: int = 1024) -> np.ndarray:
     net.eval()
     with torch.inference_mode():
@@ -98,32 +83,36 @@ def _run(
     grand="none",
 ):
     from selfprune.evaluate.models import build_model
+    from selfprune.evaluate.trainers import fit_minibatches
 
     yt = torch.from_numpy(y)
     net = build_model(model, tuple(xt.shape[1:]), num_classes, seed=seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    ids_t = ids
-
-    def on_batch(idx, logits, labels):
-        rec.update(ids_t[idx.numpy()], logits, labels)
-
-    g_full = g_last = None
+    grads: dict[str, np.ndarray | None] = {"full": None, "last": None}
 
     def gradients():
-        full = grand_values(net, xt, yt) if grand in ("full", "both") else None
-        last = grand_values(net, xt, yt, last_layer=True) if grand in ("last", "both") else None
-        return full, last
+        if grand in ("full", "both"):
+            grads["full"] = grand_values(net, xt, yt)
+        if grand in ("last", "both"):
+            grads["last"] = grand_values(net, xt, yt, last_layer=True)
 
-    for e in range(epochs):
-        if grand_epoch == e:
-            g_full, g_last = gradients()
-        _epoch(torch, net, opt, xt, yt, batch_size, gen, on_batch)
+    def on_batch(idx, logits):
+        rec.update(ids[idx.numpy()], logits, yt[idx])
+
+    def on_epoch(e):
         rec.end_epoch()
         if progress is not None:
             progress(label, e + 1, epochs)
-    if grand_epoch == epochs:
-        g_full, g_last = gradients()
+        if grand_epoch == e + 1:  # GraNd after ``grand_epoch`` epochs
+            gradients()
+
+    if grand_epoch == 0:
+        gradients()
+    fit_minibatches(
+        net, opt, xt, yt, batch_size=batch_size, generator=gen, epochs=epochs, on_batch=on_batch, on_epoch=on_epoch
+    )
+    g_full, g_last = grads["full"], grads["last"]
     acc = float(np.mean(_predict(torch, net, xt) == y))
     return g_full, g_last, acc
 
@@ -271,6 +260,7 @@ def proxy_memorization(
     """
     torch = require("torch", "torch")
     from selfprune.evaluate.models import build_model
+    from selfprune.evaluate.trainers import fit_minibatches
 
     x, y, ids = _prepare(x, labels, ids, "proxy_memorization")
     runs = check_int(runs, caller="proxy_memorization", name="runs", low=2)
@@ -288,8 +278,7 @@ def proxy_memorization(
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         gen = torch.Generator().manual_seed(run_seeds[r])
         xs, ys = xt[sub], yt[sub]
-        for _ in range(epochs):
-            _epoch(torch, net, opt, xs, ys, batch_size, gen)
+        fit_minibatches(net, opt, xs, ys, batch_size=batch_size, generator=gen, epochs=epochs)
         correct[r] = _predict(torch, net, xt) == y
         if progress is not None:
             progress("runs", r + 1, runs)
@@ -329,7 +318,6 @@ def labelfree_dynamics(
     trains ``small-cnn`` on images and ``mlp`` on vectors (``LABELFREE_DEFAULTS``; measured in
     docs/labelfree.md). GraNd is not computed.
     """
-    from selfprune.evaluate.auto import positions_of
     from selfprune.metrics.pseudo import PseudoLabels
 
     caller = "labelfree_dynamics"
@@ -348,7 +336,7 @@ def labelfree_dynamics(
                 f"{caller}: {int(lacking.sum())} data id(s) have no pseudo-label, e.g. {ids[lacking][0]!r}; "
                 "the pseudo-labels must come from embeddings of this data"
             )
-    at = positions_of(pseudo.ids, ids, caller=caller, what="pseudo-labels")
+    at = align_ids(pseudo.ids, ids, caller=caller, what="pseudo-labels")
     y_pseudo = pseudo.labels[at]
     if len(np.unique(y_pseudo)) < 2:
         raise InvalidInputError(f"{caller}: the pseudo-labels hold one cluster; training dynamics need at least 2")

@@ -67,6 +67,7 @@ from selfprune._checks import (
     seed_int,
 )
 from selfprune.errors import InvalidInputError
+from selfprune.io.atomic import jsonable
 from selfprune.scores import Scores
 
 VERDICTS = ("trust", "caution", "do not trust")
@@ -310,6 +311,13 @@ def verdict_of(checks: list[Check]) -> tuple[str, list[str]]:
 # ----------------------------------------------------------------------------- audit
 
 
+def default_k(n: int, meta: Mapping[str, Any] | None = None) -> int:
+    """The k-means k an audit of ``n`` rows uses when none is given: the score's own ``k`` (its
+    meta), else 100 capped at N/4 (and at least 2). Cross-encoder scores use the same k."""
+    meta = meta or {}
+    return int(meta.get("k", min(100, max(2, n // 4))))
+
+
 def audit(
     embeddings,
     scores: Scores | np.ndarray,
@@ -326,6 +334,7 @@ def audit(
     max_labelled: int = 5_000,
     pilot: Callable[[np.ndarray, int], dict[str, Any]] | None = None,
     score_fn: Callable[..., np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> AuditReport:
     """Audit a label-free score computed from ``embeddings`` (N, D); see the module docstring.
 
@@ -338,7 +347,8 @@ def audit(
     stability). ``random_embeddings``: embeddings of an untrained network, when not computable from
     ``inputs``. ``pilot(values, seed) -> dict``: see :func:`pilot_curve`. ``score_fn(x, k=, seed=) -> (N,)``
     recomputes the score (default: prototypes when the score is a prototype score; other metrics get
-    no seed/k/null recomputation). Deterministic under ``seed``.
+    no seed/k/null recomputation). ``progress(step)`` is called as each part starts (health,
+    stability, null controls, agreement, pilot). Deterministic under ``seed``.
     """
     caller = "audit"
     x = check_embeddings(embeddings, caller=caller, min_rows=4)
@@ -352,7 +362,7 @@ def audit(
     if not seeds or len(seeds) < 2:
         raise InvalidInputError(f"audit: seeds must name at least two k-means seeds, got {seeds!r}")
     if k is None:
-        k = int(meta.get("k", min(100, max(2, n // 4))))
+        k = default_k(n, meta)
     k = check_int(k, caller=caller, name="k", low=2, high=n)
     rng = as_rng(seed, caller=caller)
     base_seed = seed_int(rng)
@@ -380,6 +390,8 @@ def audit(
                 "jaccard": j, "excess_overlap": excess_overlap(j, m, n), "z": overlap_z(a, b)}  # fmt: skip
 
     # ---------------------------------------------------------------- health
+    if progress is not None:
+        progress("health")
     z_rank = _sample(x, 20_000, base_seed)
     erank = effective_rank(z_rank)
     fig["effective_rank"] = erank
@@ -430,6 +442,8 @@ def audit(
             )
 
     # ---------------------------------------------------------------- stability
+    if progress is not None:
+        progress("stability")
     if recompute is not None:
         runs = {s: recompute(x, k=k, seed=s) for s in seeds}
         ref_seeds = meta.get("seeds")
@@ -531,6 +545,8 @@ def audit(
         )
 
     # ---------------------------------------------------------------- null controls
+    if progress is not None:
+        progress("null controls")
     nulls: dict[str, np.ndarray] = {}
     if inputs is not None:
         flat = np.asarray(inputs).reshape(n, -1).astype(np.float64)
@@ -575,6 +591,8 @@ def audit(
         )
 
     # ---------------------------------------------------------------- agreement
+    if progress is not None:
+        progress("agreement")
     lab_pos = np.flatnonzero(y >= 0) if y is not None else np.empty(0, dtype=np.int64)
     prox = None if proxy is None else np.asarray(proxy, dtype=np.float64)
     if prox is not None:
@@ -623,6 +641,8 @@ def audit(
             )
 
     # ---------------------------------------------------------------- pilot
+    if progress is not None:
+        progress("pilot")
     if pilot is not None:
         res = pilot(values, base_seed)
         fig["pilot"] = res
@@ -652,7 +672,8 @@ def audit(
             )
         )
     verdict, reasons = verdict_of(checks)
-    return AuditReport(verdict=verdict, reasons=reasons, checks=checks, figures=_plain(fig))
+    figures = jsonable(fig, finite=True, other=lambda o: o)  # NaN as None
+    return AuditReport(verdict=verdict, reasons=reasons, checks=checks, figures=figures)
 
 
 def _sample(x: np.ndarray, rows: int, seed: int) -> np.ndarray:
@@ -701,16 +722,3 @@ def pilot_curve(
         return out
 
     return run
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-ready copy: numpy scalars to Python, NaN kept as None."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from selfprune._checks import as_rng, check_ids, check_labels, resolve_keep
+from selfprune._checks import align_ids, as_rng, check_ids, check_labels, resolve_keep
 from selfprune.errors import InvalidInputError
 from selfprune.scores import Scores
 
@@ -44,30 +44,6 @@ class PolicyDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "reason": self.reason, "pilot": self.pilot}
-
-
-def positions_of(ids: np.ndarray, wanted: np.ndarray, *, caller: str, what: str = "data") -> np.ndarray:
-    """Positions in ``ids`` of each of ``wanted`` (all must be present)."""
-    ids = np.asarray(ids)
-    wanted = np.asarray(wanted)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    if (
-        len(wanted)
-        and sorted_ids.dtype.kind != wanted.dtype.kind
-        and not (sorted_ids.dtype.kind in "iu" and wanted.dtype.kind in "iu")
-    ):
-        raise InvalidInputError(
-            f"{caller}: score ids ({wanted.dtype}) and {what} ids ({ids.dtype}) are of different kinds"
-        )
-    at = np.searchsorted(sorted_ids, wanted)
-    at = np.minimum(at, len(sorted_ids) - 1)
-    missing = sorted_ids[at] != wanted
-    if missing.any():
-        raise InvalidInputError(
-            f"{caller}: {int(missing.sum())} score id(s) are not in the {what}, e.g. {wanted[missing][0]!r}"
-        )
-    return order[at]
 
 
 def _resolve_trainer(trainer, settings: dict[str, Any] | None, *, caller: str) -> Callable:
@@ -150,7 +126,7 @@ def decide_policy(
         pos = np.arange(n)
     else:
         xid = check_ids(x_ids, len(x_arr), caller=caller)
-        pos = positions_of(xid, scores.ids, caller=caller, what="x")
+        pos = align_ids(xid, scores.ids, caller=caller, what="x")
     y_arr = check_labels(y, len(x_arr), caller=caller)
     run = _resolve_trainer(trainer, trainer_settings, caller=caller)
     trainer_name = trainer if isinstance(trainer, str) else getattr(trainer, "__name__", type(trainer).__name__)
@@ -203,7 +179,7 @@ def decide_policy(
                 strata=strata,
                 seed=int(s),
             )
-            rows = sub_pos[positions_of(sub.ids, sel.ids, caller=caller)]
+            rows = sub_pos[align_ids(sub.ids, sel.ids, caller=caller, what="data")]
             accs[policy].append(float(run(x_arr[rows], y_arr[rows], xv, yv, seed=int(s)).test_accuracy))
     arms = {p: _stats(a) for p, a in accs.items()}
 

@@ -18,15 +18,17 @@ import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from selfprune._checks import check_ids, check_int, check_labels, resolve_keep
+from selfprune._checks import align_ids, check_ids, check_int, check_labels, resolve_keep
 from selfprune.errors import DataSourceError, InvalidInputError
-from selfprune.evaluate.auto import PolicyDecision, _resolve_trainer, decide_policy, positions_of
+from selfprune.evaluate.auto import PolicyDecision, _resolve_trainer, decide_policy
 from selfprune.evaluate.trainers import TrainResult
+from selfprune.io.atomic import jsonable
 from selfprune.scores import Scores, ScoreTable
 
 CURVE_POLICIES = ("hard", "easy", "stratified", "auto")
@@ -96,13 +98,9 @@ class Curve:
 
 def write_curve(path: str | os.PathLike, curve: Curve) -> Path:
     """Write the curve table as Parquet (meta in the key-value metadata), atomically."""
-    import pyarrow.parquet as pq
+    from selfprune.io.tables import write_parquet
 
-    from selfprune.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        pq.write_table(curve.to_arrow(), tmp)
-    return Path(path)
+    return write_parquet(path, curve.to_arrow())
 
 
 def read_curve(path: str | os.PathLike) -> Curve:
@@ -130,14 +128,7 @@ def read_curve(path: str | os.PathLike) -> Curve:
 # ---------------------------------------------------------------- hashing and cache
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
+_jsonable = partial(jsonable, other=repr)  # what JSON cannot hold counts by its repr
 
 
 def array_digest(*arrays: np.ndarray) -> str:
@@ -334,7 +325,7 @@ def scaling_curve(
     jobs = check_int(jobs, caller=caller, name="jobs", low=1)
     tid = trainer_identity(trainer, trainer_settings, trainer_key)
     pool_ids = items[0].ids if items else ids
-    positions_of(ids, pool_ids, caller=caller, what="training data")  # every scored id must be there
+    align_ids(ids, pool_ids, caller=caller, what="training data")  # every scored id must be there
     n_pool = len(pool_ids)
     try:
         keeps = list(keep)
@@ -360,7 +351,7 @@ def scaling_curve(
             for p in pols:
                 plan.append((s.name, p, s, k))
     # labels aligned with each score's own id order, for class-balanced selection
-    labels_of = {s.name: y_tr[positions_of(ids, s.ids, caller=caller)] for s in [random_base, *items]}
+    labels_of = {s.name: y_tr[align_ids(ids, s.ids, caller=caller, what="data")] for s in [random_base, *items]}
     total = len(plan) * len(seed_list)
     decisions: list[dict[str, Any]] = []
     decided: dict[tuple[str, int], PolicyDecision] = {}
@@ -450,7 +441,7 @@ def scaling_curve(
             progress(hits + done, total, row)
 
     work = [
-        (key, positions_of(ids, t["ids"], caller=caller, what="training data"), t["seed"]) for key, t in todo.items()
+        (key, align_ids(ids, t["ids"], caller=caller, what="training data"), t["seed"]) for key, t in todo.items()
     ]
     if jobs == 1 or len(work) < 2:
         for key, rows_at, seed in work:

@@ -29,6 +29,8 @@ class PowerLawFit:
     ``b_err``: from the fit covariance (inf when it cannot be estimated, e.g. three sizes for three
     parameters); ``b_boot``: standard deviation of ``b`` over a bootstrap of seeds (None with one
     seed); ``b_sigma``: the larger of the available ones. ``rss`` is the residual sum of squares.
+    ``bootstrap_fitted`` / ``bootstrap_dropped``: bootstrap replicates that gave a ``b``, and those
+    left out (a resample with fewer than three sizes, or a fit that did not converge).
     """
 
     a: float
@@ -41,6 +43,8 @@ class PowerLawFit:
     n_sizes: int
     rss: float
     n_range: tuple[float, float]
+    bootstrap_fitted: int = 0
+    bootstrap_dropped: int = 0
 
     @property
     def b_sigma(self) -> float:
@@ -138,6 +142,8 @@ def fit_power_law(
     else:
         b_err, c_err = math.sqrt(max(cov[1, 1], 0.0)), math.sqrt(max(cov[2, 2], 0.0))
     b_boot = None
+    bs: list[float] = []
+    dropped = 0
     if groups is not None and bootstrap > 0:
         g = np.asarray(groups)
         if g.shape != n_arr.shape:
@@ -147,16 +153,16 @@ def fit_power_law(
             rng = as_rng(seed, caller=caller)
             members = [np.flatnonzero(g == lab) for lab in labels]
             start = tuple(np.clip(p, [1e-12, 1e-6, 1e-6], [np.inf, 5.0 - 1e-6, 1.0 - 1e-6]))
-            bs = []
             for _ in range(bootstrap):
                 pick = rng.integers(0, len(labels), size=len(labels))
                 idx = np.concatenate([members[i] for i in pick])
                 if len(np.unique(nr[idx])) < 3:
+                    dropped += 1
                     continue
                 try:
                     bs.append(float(_fit_once(nr[idx], e_arr[idx], start=start)[0][1]))
                 except InvalidInputError:
-                    continue
+                    dropped += 1
             if len(bs) >= 2:
                 b_boot = float(np.std(bs, ddof=1))
     return PowerLawFit(
@@ -170,6 +176,8 @@ def fit_power_law(
         n_sizes=len(sizes),
         rss=rss,
         n_range=(float(sizes.min()), n_ref),
+        bootstrap_fitted=len(bs),
+        bootstrap_dropped=dropped,
     )
 
 
@@ -277,14 +285,17 @@ def _sizes(cs: list[SizeComparison]) -> str:
     return ", ".join(f"n={c.n_train:.0f} ({_pts(c.diff)} pts)" for c in cs)
 
 
-def _exponent_phrase(fit: PowerLawFit | None, ref: PowerLawFit | None) -> str:
+def _exponent_phrase(fit: PowerLawFit | None, ref: PowerLawFit | None, why: str | None = None) -> str:
     if fit is None:
-        return "no power-law fit"
+        return "no power-law fit" + (f" ({why})" if why else "")
     own = (
         f"b = {fit.b:.3f} ± {fit.b_sigma:.3f}"
         if math.isfinite(fit.b_sigma)
         else f"b = {fit.b:.3f} (uncertainty unknown)"
     )
+    if fit.bootstrap_dropped:
+        total = fit.bootstrap_fitted + fit.bootstrap_dropped
+        own += f" [bootstrap: {fit.bootstrap_fitted} of {total} resamples fitted, {fit.bootstrap_dropped} left out]"
     if ref is None:
         return own
     sig = math.hypot(fit.b_sigma, ref.b_sigma)
@@ -333,19 +344,22 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
     comparisons: dict[str, list[SizeComparison]] = {}
     statements: dict[str, str] = {}
     if ("random", "random") in groups:
-        statements["random/random"] = f"random (baseline): {_exponent_phrase(ref, None)}"
+        statements["random/random"] = (
+            f"random (baseline): {_exponent_phrase(ref, None, errors.get('random/random'))}"
+        )
     for metric, policy in groups:
         if metric == "random":
             continue
         name = f"{metric}/{policy}"
         if ("random", "random") not in groups:
             statements[name] = (
-                f"{name}: no random baseline rows, so no comparison; {_exponent_phrase(fits[name], None)}"
+                f"{name}: no random baseline rows, so no comparison; "
+                f"{_exponent_phrase(fits[name], None, errors.get(name))}"
             )
             continue
         cs = compare_to_random(rows, metric, policy)
         comparisons[name] = cs
-        statements[name] = _statement(name, cs, fits[name], ref)
+        statements[name] = _statement(name, cs, fits[name], ref, errors.get(name))
     full: dict[str, float] = {}
     n_max = max(r["n_train"] for r in rows)
     for (metric, policy), by_keep in groups.items():
@@ -355,7 +369,9 @@ def analyze_curve(curve, *, bootstrap: int = 200, seed: SeedLike = 0) -> CurveAn
     return CurveAnalysis(fits, errors, comparisons, statements, full)
 
 
-def _statement(name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None) -> str:
+def _statement(
+    name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref: PowerLawFit | None, why: str | None = None
+) -> str:
     above = [c for c in cs if c.verdict == "above"]
     below = [c for c in cs if c.verdict == "below"]
     unclear = [c for c in cs if c.verdict in ("overlap", "one seed")]
@@ -369,4 +385,4 @@ def _statement(name: str, cs: list[SizeComparison], fit: PowerLawFit | None, ref
     if unclear:
         tag = "one seed, no claim" if all(c.verdict == "one seed" for c in unclear) else "spreads overlap, no claim"
         parts.append(f"is indistinguishable from random at {_sizes(unclear)} ({tag})")
-    return f"{name}: " + "; ".join(parts) + f"; exponent {_exponent_phrase(fit, ref)}"
+    return f"{name}: " + "; ".join(parts) + f"; exponent {_exponent_phrase(fit, ref, why)}"

@@ -62,25 +62,70 @@ class TorchTrainer:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            net.train()
-            done = 0
-            while done < total:
-                perm = torch.randperm(n, generator=gen)
-                for lo in range(0, n, self.batch_size):
-                    idx = perm[lo : lo + self.batch_size]
-                    loss = torch.nn.functional.cross_entropy(net(xtr_t[idx]), ytr_t[idx])
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    done += 1
-                    if done >= total:
-                        break
+            fit_minibatches(net, opt, xtr_t, ytr_t, batch_size=self.batch_size, generator=gen, steps=total)
             acc = _torch_accuracy(net, as_model_input(xte), yte)
         finally:
             torch.set_num_threads(old_threads)
         return TrainResult(
             acc, n, total / per_epoch, total, {"trainer": self.model, "lr": self.lr, "batch_size": self.batch_size}
         )
+
+
+def fit_minibatches(
+    net,
+    opt,
+    x,
+    y=None,
+    *,
+    batch_size: int,
+    generator,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_loss: Callable | None = None,
+    on_batch: Callable | None = None,
+    on_epoch: Callable | None = None,
+) -> int:
+    """The one mini-batch training loop of the small classifiers; returns the number of steps taken.
+
+    Each epoch draws a permutation of the rows of the tensor ``x`` from the seeded
+    ``torch.Generator`` ``generator``, then, batch by batch: ``logits = net(x[idx])``, the loss,
+    ``zero_grad``, ``backward``, ``opt.step()``. It runs ``epochs`` epochs, or stops after ``steps``
+    optimiser steps (mid-epoch if need be), whichever comes first; give at least one.
+    ``batch_loss(logits, idx, epoch)`` gives the loss (default: cross-entropy against ``y[idx]``;
+    it may draw from ``generator`` too). ``on_batch(idx, logits)`` runs after each step (e.g. a
+    Recorder update), ``on_epoch(epoch)`` after each full epoch. ``net.train()`` starts every epoch,
+    so a hook may switch the network to eval mode in between.
+    """
+    import torch
+
+    if epochs is None and steps is None:
+        raise InvalidInputError("fit_minibatches: give epochs or steps")
+    if batch_loss is None:
+
+        def batch_loss(logits, idx, epoch):
+            return torch.nn.functional.cross_entropy(logits, y[idx])
+
+    n = len(x)
+    done = epoch = 0
+    while (epochs is None or epoch < epochs) and (steps is None or done < steps):
+        net.train()
+        perm = torch.randperm(n, generator=generator)
+        for lo in range(0, n, batch_size):
+            idx = perm[lo : lo + batch_size]
+            logits = net(x[idx])
+            loss = batch_loss(logits, idx, epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+            if on_batch is not None:
+                on_batch(idx, logits)
+            if steps is not None and done >= steps and lo + batch_size < n:
+                return done  # cut short mid-epoch
+        if on_epoch is not None:
+            on_epoch(epoch)
+        epoch += 1
+    return done
 
 
 def _torch_accuracy(net, x: np.ndarray, y: np.ndarray, batch: int = 2048) -> float:

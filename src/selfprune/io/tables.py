@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,14 +27,29 @@ def _read_parquet(path: Path, what: str):
         raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
 
 
-def write_scores(path: str | os.PathLike, scores: Scores | ScoreTable) -> Path:
-    """Write a Scores or ScoreTable to Parquet atomically; returns the path."""
+def write_parquet(path: str | os.PathLike, table, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``table`` (a pyarrow Table, or a mapping of column name to array) to Parquet atomically.
+
+    ``meta`` goes into the file's key-value metadata as JSON under ``selfprune`` (values JSON cannot
+    hold are written as their ``str``), replacing the table's own; ``None`` keeps the table's
+    metadata as it is. Returns the path.
+    """
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = scores.to_table() if isinstance(scores, Scores) else scores
+    if not isinstance(table, pa.Table):
+        table = pa.table(dict(table))
+    if meta is not None:
+        table = table.replace_schema_metadata({b"selfprune": json.dumps(meta, default=str).encode()})
     with atomic_path(path) as tmp:
-        pq.write_table(table.to_arrow(), tmp)
+        pq.write_table(table, tmp)
     return Path(path)
+
+
+def write_scores(path: str | os.PathLike, scores: Scores | ScoreTable) -> Path:
+    """Write a Scores or ScoreTable to Parquet atomically; returns the path."""
+    table = scores.to_table() if isinstance(scores, Scores) else scores
+    return write_parquet(path, table.to_arrow())
 
 
 def read_scores(path: str | os.PathLike) -> ScoreTable:
@@ -45,7 +61,13 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
     if "id" not in table.column_names:
         raise DataSourceError(f"{path} has no 'id' column; columns are {table.column_names}")
     md = (table.schema.metadata or {}).get(b"selfprune")
-    meta = json.loads(md)["metrics"] if md else {}
+    try:
+        meta = json.loads(md)["metrics"] if md else {}
+    except (ValueError, KeyError, TypeError):
+        raise DataSourceError(
+            f"{path} is not a score file (its selfprune metadata has no 'metrics'; a kept-ids or "
+            "pseudo-label file?)"
+        ) from None
     cols = {}
     for name in table.column_names:
         if name in RESERVED_COLUMNS:
@@ -68,14 +90,9 @@ def read_scores(path: str | os.PathLike) -> ScoreTable:
 def write_ids(path: str | os.PathLike, ids: np.ndarray, meta: dict | None = None) -> list[Path]:
     """Write kept ids as Parquet (column ``id``) and, beside it, plain text (one id a line)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = Path(path)
-    table = pa.table({"id": pa.array(np.asarray(ids))})
-    if meta:
-        table = table.replace_schema_metadata({b"selfprune": json.dumps(meta, default=str).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    write_parquet(path, {"id": pa.array(np.asarray(ids))}, meta or None)
     txt = path.with_suffix(".txt")
     write_text_atomic(txt, "".join(f"{i}\n" for i in np.asarray(ids).tolist()))
     return [path, txt]
@@ -108,20 +125,13 @@ def write_pseudo_labels(path: str | os.PathLike, pseudo) -> Path:
     The settings (k, refinement, seed, encoder) go into the key-value metadata.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pa.table(
-        {
-            "id": pa.array(pseudo.ids),
-            "pseudo_label": pa.array(pseudo.labels, type=pa.int64()),
-            "confidence": pa.array(pseudo.confidence, type=pa.float64()),
-        }
-    )
-    md = {"pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}}
-    table = table.replace_schema_metadata({b"selfprune": json.dumps(md, default=str).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return Path(path)
+    columns = {
+        "id": pa.array(pseudo.ids),
+        "pseudo_label": pa.array(pseudo.labels, type=pa.int64()),
+        "confidence": pa.array(pseudo.confidence, type=pa.float64()),
+    }
+    return write_parquet(path, columns, {"pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}})
 
 
 def read_pseudo_labels(path: str | os.PathLike):

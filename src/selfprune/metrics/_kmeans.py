@@ -1,10 +1,22 @@
-"""Spherical k-means and nearest-centroid search with faiss (thin wrappers, one conversion)."""
+"""The clustering core: the one module that talks to faiss (thin wrappers, one conversion each).
+
+* :func:`kmeans` / :func:`fit_centroids`: spherical k-means fitted on a sample of normalised rows;
+* :func:`nearest_centroids` / :func:`nearest_similarity`: the top-1 or top-2 centroids of each row
+  (exact inner product, so cosine similarity on normalised rows), one chunk at a time;
+* :func:`knn_index`: an exact flat or an IVF index of rows, for nearest-neighbour queries.
+
+Prototypes, pseudo-labels, semantic dedup, kNN density and the audit all go through here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from selfprune.errors import require
+
+
+def _faiss():
+    return require("faiss", "faiss")
 
 
 def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
@@ -16,16 +28,21 @@ def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     return x
 
 
-def fit_centroids(
+def kmeans(
     sample: np.ndarray,
     *,
     k: int,
     seed: int,
     niter: int = 20,
     max_points_per_centroid: int = 256,
-) -> np.ndarray:
-    """Spherical k-means centroids (k, D) of already-normalised rows, trained by faiss."""
-    faiss = require("faiss", "faiss")
+    min_points_per_centroid: int = 39,
+) -> tuple[np.ndarray, float]:
+    """Spherical k-means of already-normalised rows: centroids (k, D) float32 and the final objective.
+
+    faiss trains on at most ``k * max_points_per_centroid`` of the rows (it subsamples beyond);
+    ``min_points_per_centroid`` only sets when faiss warns (39 is its own default).
+    """
+    faiss = _faiss()
     x = np.ascontiguousarray(sample, dtype=np.float32)
     km = faiss.Kmeans(
         x.shape[1],
@@ -34,16 +51,86 @@ def fit_centroids(
         seed=int(seed),
         spherical=True,
         max_points_per_centroid=max_points_per_centroid,
+        min_points_per_centroid=min_points_per_centroid,
         verbose=False,
     )
     km.train(x)
-    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+    obj = float(km.obj[-1]) if len(km.obj) else 0.0
+    return np.ascontiguousarray(km.centroids, dtype=np.float32), obj
+
+
+def fit_centroids(
+    sample: np.ndarray,
+    *,
+    k: int,
+    seed: int,
+    niter: int = 20,
+    max_points_per_centroid: int = 256,
+) -> np.ndarray:
+    """Spherical k-means centroids (k, D) of already-normalised rows (see :func:`kmeans`).
+
+    A small sample is legitimate here (the caller chose k), so faiss's too-few-points warning,
+    which it prints straight to stderr, is switched off.
+    """
+    return kmeans(
+        sample, k=k, seed=seed, niter=niter, max_points_per_centroid=max_points_per_centroid,
+        min_points_per_centroid=1,
+    )[0]
+
+
+def nearest_centroids(x: np.ndarray, centroids: np.ndarray, *, top: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` most similar centroids (by inner product) of each row of ``x``, most similar first.
+
+    Returns similarities (n, top) float32 and centroid indices (n, top) int64; ``top`` may not
+    exceed the number of centroids. For cosine similarity pass normalised rows and centroids.
+    """
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    return index.search(np.ascontiguousarray(x, dtype=np.float32), int(top))
 
 
 def nearest_similarity(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarity to, and index of, the nearest centroid for normalised rows of ``x``."""
-    faiss = require("faiss", "faiss")
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    sims, idx = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
+    sims, idx = nearest_centroids(x, centroids, top=1)
     return sims[:, 0].astype(np.float64), idx[:, 0].astype(np.int64)
+
+
+def knn_index(
+    base: np.ndarray,
+    *,
+    metric: str = "ip",
+    ivf_lists: int | None = None,
+    train: np.ndarray | None = None,
+    train_seed: int = 0,
+    nprobe: int = 1,
+):
+    """An index holding the rows of ``base`` (float32, C-contiguous); query it with ``.search(q, k)``.
+
+    ``metric``: ``"ip"`` (inner product, larger = nearer) or ``"l2"`` (squared distance).
+    ``ivf_lists=None``: exact flat index. Otherwise an IVF index with that many lists, its coarse
+    centroids trained on the rows ``train`` (seeded by ``train_seed``), searching ``nprobe`` lists.
+    """
+    faiss = _faiss()
+    faiss_metric = faiss.METRIC_INNER_PRODUCT if metric == "ip" else faiss.METRIC_L2
+    d = base.shape[1]
+    if ivf_lists is None:
+        idx = faiss.IndexFlat(d, faiss_metric)
+    else:
+        quantizer = faiss.IndexFlat(d, faiss_metric)
+        idx = faiss.IndexIVFFlat(quantizer, d, int(ivf_lists), faiss_metric)  # keeps the quantizer alive
+        idx.cp.seed = int(train_seed)
+        idx.train(np.ascontiguousarray(train, dtype=np.float32))
+        idx.nprobe = int(nprobe)
+    idx.add(np.ascontiguousarray(base, dtype=np.float32))
+    return idx
+
+
+__all__ = [
+    "normalize_rows",
+    "kmeans",
+    "fit_centroids",
+    "nearest_centroids",
+    "nearest_similarity",
+    "knn_index",
+]

@@ -11,10 +11,13 @@ so memory stays ``O(N x D + chunk x k)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.errors import InvalidInputError
+from selfprune.metrics._kmeans import knn_index
 from selfprune.scores import Scores
 
 METRICS = ("cosine", "l2")
@@ -34,11 +37,13 @@ def knn_density(
     nprobe: int = 16,
     seed: SeedLike = 0,
     name: str = "density",
+    progress: Callable[[int, int], None] | None = None,
 ) -> Scores:
     """Mean distance to the ``k`` nearest other examples. (N, D) -> Scores (N,). Sparser = harder.
 
     ``metric="cosine"``: distance ``1 - cos`` in [0, 2] on L2-normalised rows; ``"l2"``: Euclidean.
     Exact duplicates count as neighbours at distance 0 (they make a region dense).
+    ``progress(done, total)`` is called after each chunk of queries (rows done of N).
     """
     caller = "knn_density"
     x = check_embeddings(embeddings, caller=caller, min_rows=2)
@@ -50,7 +55,8 @@ def knn_density(
             f"{caller}: k must be in [1, N-1={n - 1}] (neighbours other than itself), got {k}"
         )
     dist, _ = knn_graph(
-        x, k, metric=metric, index=index, nlist=nlist, nprobe=nprobe, seed=seed, caller=caller
+        x, k, metric=metric, index=index, nlist=nlist, nprobe=nprobe, seed=seed, caller=caller,
+        progress=progress,
     )
     values = dist.mean(axis=1, dtype=np.float64)
     kind = _resolve_index(index, n)
@@ -71,20 +77,20 @@ def knn_graph(
     nprobe: int = 16,
     seed: SeedLike = 0,
     caller: str = "knn_graph",
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest *other* rows of every row: (distances (N, k) float32, rows (N, k) int64).
 
     Rows sorted by distance, ties by row number. ``x`` must already be a validated float32 array.
     Missing neighbours (only with an IVF index and a tiny ``nprobe``) are -1 at distance inf.
+    ``progress(done, total)`` is called after each chunk of queries.
     """
-    import faiss
-
     if metric not in METRICS:
         raise InvalidInputError(f"{caller}: metric must be one of {METRICS}, got {metric!r}")
     if index not in INDEXES:
         raise InvalidInputError(f"{caller}: index must be one of {INDEXES}, got {index!r}")
     nprobe = check_int(nprobe, caller=caller, name="nprobe", low=1)
-    n, d = x.shape
+    n = len(x)
     kind = _resolve_index(index, n)
     if metric == "cosine":
         norms = np.linalg.norm(x, axis=1)
@@ -95,23 +101,20 @@ def knn_graph(
                 "cosine distance is undefined"
             )
         base = np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
-        faiss_metric = faiss.METRIC_INNER_PRODUCT
     else:
         base = x
-        faiss_metric = faiss.METRIC_L2
+    space = "ip" if metric == "cosine" else "l2"
 
     if kind == "flat":
-        idx = faiss.IndexFlat(d, faiss_metric)
+        idx = knn_index(base, metric=space)
     else:
         lists = _nlist(nlist, n)
-        quantizer = faiss.IndexFlat(d, faiss_metric)
-        idx = faiss.IndexIVFFlat(quantizer, d, lists, faiss_metric)
         rng = as_rng(seed, caller=caller)
         sample = np.sort(rng.choice(n, size=min(n, lists * 64), replace=False))
-        idx.cp.seed = seed_int(rng)
-        idx.train(np.ascontiguousarray(base[sample]))
-        idx.nprobe = min(nprobe, lists)
-    idx.add(base)
+        idx = knn_index(
+            base, metric=space, ivf_lists=lists, train=base[sample], train_seed=seed_int(rng),
+            nprobe=min(nprobe, lists),
+        )
 
     kk = k + 1
     dist = np.empty((n, k), dtype=np.float32)
@@ -137,6 +140,8 @@ def knn_graph(
         o = np.lexsort((np.where(lab < 0, n, lab), dd), axis=-1)
         dist[a : a + len(q)] = np.take_along_axis(dd, o, axis=1)
         nbr[a : a + len(q)] = np.take_along_axis(lab, o, axis=1)
+        if progress is not None:
+            progress(a + len(q), n)
     return dist, nbr
 
 

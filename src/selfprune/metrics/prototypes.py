@@ -6,6 +6,8 @@ centroid: 0 for an example sitting on a prototype, up to 2 for one pointing away
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, check_labels, seed_int
@@ -36,13 +38,15 @@ def prototypes(
     niter: int = 20,
     max_points_per_centroid: int = 256,
     encoder: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Scores:
     """Cosine distance to the nearest of ``k`` spherical k-means centroids. (N, D) -> (N,), in [0, 2].
 
     ``embeddings`` is an (N, D) array or an :class:`~selfprune.io.store.EmbeddingStore` (streamed
     chunk by chunk). Rows are L2-normalised. Centroids are fitted on a sample of at most
     ``k * max_points_per_centroid`` rows. Several ``seeds`` average the score over k-means restarts.
-    Higher = harder (far from every prototype).
+    Higher = harder (far from every prototype). ``progress(done, total)`` is called after each
+    chunk is scored (rows done over all seeds, of ``N x len(seeds)``).
     """
     caller = "prototypes"
     x = _rows_of(embeddings, caller)
@@ -60,6 +64,15 @@ def prototypes(
     ids = check_ids(ids, n, caller=caller)
 
     total = np.zeros(n, dtype=np.float64)
+    done = [0]
+
+    def score_chunk(c: np.ndarray, cents: np.ndarray) -> np.ndarray:
+        values = 1.0 - nearest_similarity(_checked_norm(c), cents)[0]
+        done[0] += len(c)
+        if progress is not None:
+            progress(done[0], n * len(seed_list))
+        return values
+
     for s in seed_list:
         # the sample is a temporary of the call: freed before the map, so peak memory stays low
         cents = fit_centroids(
@@ -69,9 +82,7 @@ def prototypes(
             niter=niter,
             max_points_per_centroid=max_points_per_centroid,
         )
-        total += map_chunks(
-            x, lambda c, cents=cents: 1.0 - nearest_similarity(_checked_norm(c), cents)[0], chunk_rows=16_384
-        )
+        total += map_chunks(x, lambda c, cents=cents: score_chunk(c, cents), chunk_rows=16_384)
     values = np.clip(total / len(seed_list), 0.0, 2.0)
     meta = {"k": k, "seeds": seed_list, "niter": niter, "max_points_per_centroid": max_points_per_centroid}
     if encoder:

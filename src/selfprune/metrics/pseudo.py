@@ -204,6 +204,7 @@ def fit_neighbour_head(
     """
     torch = require("torch", "torch")
     from selfprune.evaluate.models import build_model
+    from selfprune.evaluate.trainers import fit_minibatches
     from selfprune.metrics.density import knn_graph
 
     _, nbr = knn_graph(x, neighbours, metric="cosine", index="auto", seed=seed, caller="pseudo_labels")
@@ -212,24 +213,18 @@ def fit_neighbour_head(
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     xt, nt, yt = torch.from_numpy(x), torch.from_numpy(nbr), torch.from_numpy(init)
-    n = len(x)
-    for epoch in range(epochs + 1):
-        perm = torch.randperm(n, generator=gen)
-        for lo in range(0, n, batch_size):
-            i = perm[lo : lo + batch_size]
-            logits = head(xt[i])
-            if epoch == 0:  # warm start on the k-means cells
-                loss = torch.nn.functional.cross_entropy(logits, yt[i])
-            else:
-                j = nt[i, torch.randint(0, nt.shape[1], (len(i),), generator=gen)]
-                pi, pj = torch.softmax(logits, 1), torch.softmax(head(xt[j]), 1)
-                consistency = -torch.log((pi * pj).sum(1).clamp_min(1e-8)).mean()
-                mean_p = pi.mean(0)
-                neg_entropy = (mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
-                loss = consistency + entropy_weight * neg_entropy
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+
+    def batch_loss(logits, i, epoch):
+        if epoch == 0:  # warm start on the k-means cells
+            return torch.nn.functional.cross_entropy(logits, yt[i])
+        j = nt[i, torch.randint(0, nt.shape[1], (len(i),), generator=gen)]
+        pi, pj = torch.softmax(logits, 1), torch.softmax(head(xt[j]), 1)
+        consistency = -torch.log((pi * pj).sum(1).clamp_min(1e-8)).mean()
+        mean_p = pi.mean(0)
+        neg_entropy = (mean_p * torch.log(mean_p.clamp_min(1e-8))).sum()
+        return consistency + entropy_weight * neg_entropy
+
+    fit_minibatches(head, opt, xt, batch_size=batch_size, generator=gen, epochs=epochs + 1, batch_loss=batch_loss)
     head.eval()
     return head
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.errors import InvalidInputError
+from selfprune.metrics._kmeans import kmeans, nearest_centroids
 
 ORDERS = ("farthest", "nearest", "random")
 _CHUNK = 16384  # rows per streamed chunk (normalise, hash, assign)
@@ -337,30 +338,21 @@ def _exact_groups(x: np.ndarray, by_id: np.ndarray) -> np.ndarray:
 def _fit_centroids(
     sample: np.ndarray, k: int, *, seed: int, niter: int
 ) -> tuple[np.ndarray, float]:
-    import faiss
-
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     if k == 1:
         c = sample.mean(axis=0, keepdims=True)
         c /= max(float(np.linalg.norm(c)), np.finfo(np.float32).tiny)
         return c.astype(np.float32), 0.0
-    km = faiss.Kmeans(
-        sample.shape[1], k, niter=niter, spherical=True, seed=seed,
-        max_points_per_centroid=len(sample) + 1, min_points_per_centroid=1, verbose=False,
+    # the caller already sampled: faiss trains on every row it is given
+    return kmeans(
+        sample, k=k, seed=seed, niter=niter, max_points_per_centroid=len(sample) + 1, min_points_per_centroid=1
     )
-    km.train(sample)
-    obj = float(km.obj[-1]) if len(km.obj) else 0.0
-    return np.ascontiguousarray(km.centroids, dtype=np.float32), obj
 
 
 def _assign(
     x: np.ndarray, inv_norm: np.ndarray, rows: np.ndarray, centroids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest centroid, its cosine similarity, and the second-nearest centroid (-1 if k = 1)."""
-    import faiss
-
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(centroids)
     kk = min(2, len(centroids))
     labels = np.empty(len(rows), dtype=np.int64)
     second = np.full(len(rows), -1, dtype=np.int64)
@@ -368,7 +360,7 @@ def _assign(
     for a in range(0, len(rows), _CHUNK):
         r = rows[a : a + _CHUNK]
         chunk = np.ascontiguousarray(x[r] * inv_norm[r, None])
-        s, lab = index.search(chunk, kk)
+        s, lab = nearest_centroids(chunk, centroids, top=kk)
         labels[a : a + _CHUNK] = lab[:, 0]
         sims[a : a + _CHUNK] = s[:, 0]
         if kk == 2:

@@ -38,7 +38,7 @@ def plot_audit(report: dict[str, Any], folder: Path) -> list[Path]:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from selfprune.io.atomic import atomic_path
+    from selfprune.report.figures import save_png
 
     paths = []
     bars = _bars(report)
@@ -56,8 +56,7 @@ def plot_audit(report: dict[str, Any], folder: Path) -> list[Path]:
     ax.set_title("Stability (blue: should be high) and null controls (grey: should be low)")
     fig.tight_layout()
     p = folder / "audit-stability.png"
-    with atomic_path(p) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    save_png(fig, p, dpi=110)
     plt.close(fig)
     paths.append(p)
 
@@ -81,8 +80,7 @@ def plot_audit(report: dict[str, Any], folder: Path) -> list[Path]:
     a2.set_title(f"{which} mix at keep {f.get('keep', 0):.2f}")
     fig.tight_layout()
     p = folder / "audit-health.png"
-    with atomic_path(p) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+    save_png(fig, p, dpi=110)
     plt.close(fig)
     paths.append(p)
     return paths

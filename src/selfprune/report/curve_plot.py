@@ -36,7 +36,7 @@ def plot_curve(
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from selfprune.io.atomic import atomic_path
+    from selfprune.report.figures import save_png
 
     rows: Sequence[Mapping[str, Any]] = list(getattr(curve, "rows", curve))
     if not rows:
@@ -92,7 +92,6 @@ def plot_curve(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path)
     plt.close(fig)
     return Path(path)

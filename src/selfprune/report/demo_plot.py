@@ -12,7 +12,7 @@ def plot_accuracy_vs_keep(summary: list[dict[str, Any]], path: Path, *, title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from selfprune.io.atomic import atomic_path
+    from selfprune.report.figures import save_png
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     policies = sorted({r["policy"] for r in summary if r["policy"] != "full"})
@@ -36,7 +36,6 @@ def plot_accuracy_vs_keep(summary: list[dict[str, Any]], path: Path, *, title: s
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path)
     plt.close(fig)
     return Path(path)

