@@ -90,7 +90,7 @@ def main() -> None:
         from selfprune.metrics import prototypes
 
         arrays = {name: EmbeddingStore(out / name).to_array() for name in ENCODERS}
-        scores = {name: prototypes(arrays[name], k=10, seeds=0, encoder=name) for name in ENCODERS}
+        scores = {name: prototypes(arrays[name], k=10, seed=0, encoder=name) for name in ENCODERS}
         # shared by the three audits: the supervised proxy on a labelled sample, the untrained network
         rng = np.random.default_rng(0)
         lab = np.sort(rng.choice(len(train), min(5000, len(train)), replace=False))

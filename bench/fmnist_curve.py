@@ -5,7 +5,7 @@ proxy training runs when ``selfprune.dynamics`` is installed. Policies hard, eas
 as the baseline, several seeds. Prints the curve table and the statements against random, and
 writes ``bench/results/fmnist_curve.json`` plus the curve files under ``--out``.
 
-The full reference setting (``--subset 60000 --keep 0.1,0.2,0.3,0.5,0.7,1.0 --seeds 3
+The full reference setting (``--subset 60000 --keep 0.1,0.2,0.3,0.5,0.7,1.0 --n-seeds 3
 --epochs 10``) takes hours on 2 cores; the defaults are a smaller setting (a stratified
 training subset) that fits in about 20 minutes. Every run is cached under ``--out``, so an
 interrupted benchmark resumes.
@@ -45,7 +45,7 @@ def embedding_scores(images: np.ndarray, ids: np.ndarray, encoder: str, k: int, 
 
     ds = Dataset(name=f"fmnist-subset-{len(ids)}", ids=ids, items=images, modality="image")
     store = embed(ds, get_encoder(encoder), out / f"emb-{encoder}")
-    s = prototypes(store, k=k, ids=store.ids, seeds=0, encoder=encoder)
+    s = prototypes(store, k=k, ids=store.ids, seed=0, encoder=encoder)
     return Scores(s.ids, s.values, f"prototypes-{'pixels' if encoder == 'pixels' else 'effnet'}", s.meta)
 
 
@@ -67,7 +67,7 @@ def dynamics_score_list(images, labels, ids, epochs: int, seeds: int) -> list[Sc
         ids=ids,
         model="small-cnn",
         epochs=epochs,
-        seeds=seeds,
+        n_seeds=seeds,
         metrics=("el2n", "forgetting"),
         grand=grand_off,
         seed=0,
@@ -80,15 +80,15 @@ def main() -> None:
     ap.add_argument("--subset", type=int, default=6000, help="training examples (stratified); 60000 = all")
     ap.add_argument("--test-subset", type=int, default=5000, help="test examples; 10000 = all")
     ap.add_argument("--keep", default="0.1,0.5,1.0")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--n-seeds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--steps", type=int, default=None, help="equal optimisation steps instead of epochs")
-    ap.add_argument("--trainer", default="small-cnn")
+    ap.add_argument("--model", default="small-cnn")
     ap.add_argument("--policies", default="hard,easy,auto")
     ap.add_argument("--encoders", default="pixels,efficientnet-lite0")
     ap.add_argument("--k", type=int, default=100, help="k-means centroids for prototypes")
     ap.add_argument("--dynamics-epochs", type=int, default=4)
-    ap.add_argument("--dynamics-seeds", type=int, default=2)
+    ap.add_argument("--dynamics-n-seeds", type=int, default=2)
     ap.add_argument("--metrics", default=None, help="keep only these score names (comma-separated)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per training run")
     ap.add_argument("--balance-classes", action="store_true", help="every class gets its share of each subset")
@@ -120,7 +120,7 @@ def main() -> None:
         score_list.append(embedding_scores(x, ids, enc, args.k, out))
         timings[score_list[-1].name] = time.perf_counter() - t
     t = time.perf_counter()
-    dyn = dynamics_score_list(x, y, ids, args.dynamics_epochs, args.dynamics_seeds)
+    dyn = dynamics_score_list(x, y, ids, args.dynamics_epochs, args.dynamics_n_seeds)
     if dyn:
         timings["dynamics"] = time.perf_counter() - t
     score_list += dyn
@@ -130,7 +130,7 @@ def main() -> None:
 
     settings = {"steps": args.steps} if args.steps else {"epochs": args.epochs}
     settings["threads"] = args.threads
-    if args.trainer == "linear":
+    if args.model == "linear":
         settings = {}
     keep = [float(k) for k in args.keep.split(",")]
     t = time.perf_counter()
@@ -150,8 +150,8 @@ def main() -> None:
         train_ids=ids,
         policies=args.policies.split(","),
         keep=keep,
-        seeds=args.seeds,
-        trainer=args.trainer,
+        n_seeds=args.n_seeds,
+        trainer=args.model,
         trainer_settings=settings,
         cache_dir=out / "cache",
         balance_classes=args.balance_classes,
@@ -165,7 +165,7 @@ def main() -> None:
         curve,
         out / "curve.png",
         fits=analysis.fits,
-        title=f"Fashion-MNIST, {len(x)} train, {args.trainer}",
+        title=f"Fashion-MNIST, {len(x)} train, {args.model}",
     )
     write_json_atomic(out / "fit.json", analysis.to_dict())
 

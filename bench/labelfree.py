@@ -107,7 +107,7 @@ def curve_rows(arms_by_keep, x, y, xt, yt, ids, *, seeds, trainer, settings, cac
     for keep, arms in arms_by_keep:
         c = scaling_curve(
             arms or None, x_train=x, y_train=y, x_test=xt, y_test=yt, train_ids=ids, policies=("hard",),
-            keep=[keep], seeds=seeds, trainer=trainer, trainer_settings=settings, cache_dir=cache, jobs=jobs,
+            keep=[keep], n_seeds=seeds, trainer=trainer, trainer_settings=settings, cache_dir=cache, jobs=jobs,
             progress=lambda d, t, r, keep=keep: log(f"  keep {keep}: {d}/{t} {r['metric']} seed {r['seed']} "
                                                     f"{100 * r['test_accuracy']:.2f}%"),
         )  # fmt: skip
@@ -183,7 +183,7 @@ def main() -> None:
     target = get_trainer("small-cnn", epochs=target_epochs)
     full_run, t_target = timed(target, x, y, xt, yt, seed=0)
     sup, t_sup = timed(
-        proxy_dynamics, x, y, ids=ids, model="small-cnn", epochs=2, seeds=1, metrics=("el2n",), grand="none", seed=0
+        proxy_dynamics, x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0
     )
     proto, t_proto = timed(prototypes, feats, k=100, ids=ids, encoder="pixels")
     lf_cost = clock.times["embed (pixel PCA)"] + clock.times["pseudo-labels"] + clock.times["proxy"]
@@ -264,7 +264,8 @@ def main() -> None:
         tpl, tres = labelfree_scores(ex, ex, eids, seed=0)
         tlf = Scores(eids, tres.table["el2n"].values, "labelfree-el2n", tres.table["el2n"].meta)
         tcut = auto_cutoff(tres.table["aum_flagged"])
-        tsup = proxy_dynamics(ex, ey, ids=eids, model="mlp", epochs=2, seeds=1, metrics=("el2n",), grand="none", seed=0)
+        tsup = proxy_dynamics(ex, ey, ids=eids, model="mlp", epochs=2, n_seeds=1, metrics=("el2n",), grand="none",
+                              seed=0)
         tsup_s = Scores(eids, tsup.table["el2n"].values, "supervised-el2n", {})
         tproto = Scores(eids, prototypes(ex, k=100).values, "prototypes", {})
         tarms = [(k, arms_at(k, [tproto, tlf, tsup_s], tlf, tpl.labels, tcut.beta)) for k in keeps]

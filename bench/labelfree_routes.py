@@ -35,7 +35,7 @@ def main() -> None:
     x, y = np.asarray(tr.take(slice(0, args.n))), tr.labels[: args.n]
     ids = np.arange(len(y))
     feats = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
-    sup = proxy_dynamics(x, y, ids=ids, model="mlp", epochs=3, seeds=1, metrics=("el2n",), grand="none", seed=0)
+    sup = proxy_dynamics(x, y, ids=ids, model="mlp", epochs=3, n_seeds=1, metrics=("el2n",), grand="none", seed=0)
     ref = sup.table["el2n"].values
     rows = []
     print("| k | refine | seed | proxy | purity | Spearman with true-label EL2N |")

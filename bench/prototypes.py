@@ -53,7 +53,7 @@ def child(path: str, mode: str, k: int, sub: int, seed: int) -> dict:
     elif mode == "selfprune":
         import selfprune
 
-        values = selfprune.prototypes(x, k=k, seeds=seed).values
+        values = selfprune.prototypes(x, k=k, seed=seed).values
     elif mode in ("sklearn", "faiss-sub"):
         xs = x[np.random.default_rng(seed).choice(len(x), size=min(sub, len(x)), replace=False)]
         t0 = time.perf_counter()

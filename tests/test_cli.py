@@ -46,7 +46,7 @@ def test_embed_score_select_pipeline(tmp_path, capsys):
             "select",
             "--scores",
             str(tmp_path / "s.parquet"),
-            "--column",
+            "--score-column",
             "prototypes",
             "--keep",
             "0.5",
@@ -93,7 +93,16 @@ def test_select_auto_and_d2_policies(tmp_path, capsys):
     import pyarrow.parquet as pq
 
     meta = json.loads(pq.read_schema(tmp_path / "auto.parquet").metadata[b"selfprune"])
-    assert meta["summary"]["auto"]["policy"] in ("hard", "easy", "stratified", "random")
+    # the file records the decision the library makes on the same inputs
+    from selfprune.evaluate.auto import decide_policy
+    from selfprune.io.sources import load_source
+    from selfprune.io.tables import read_scores
+
+    ds = load_source("digits")
+    s = read_scores(scores)["prototypes"]
+    want = decide_policy(s, 0.3, x=ds.items, y=ds.labels, x_ids=ds.ids, trainer="linear", n_seeds=2, seed=0)
+    assert meta["summary"]["auto"]["policy"] == want.policy
+    assert meta["summary"]["auto"]["reason"] == want.reason
     assert (
         main(
             [

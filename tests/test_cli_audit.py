@@ -21,7 +21,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit")
     ds = load_source("digits")
     store = embed(ds, get_encoder("pixels", dim=16), root / "emb", fit_rows=2000)
-    write_scores(root / "scores.parquet", prototypes(store, k=10, seeds=0))
+    write_scores(root / "scores.parquet", prototypes(store, k=10, seed=0))
     return root
 
 
@@ -34,9 +34,9 @@ def test_audit_writes_json_markdown_html_and_plots(files, capsys):
             str(files / "emb"),
             "--scores",
             str(files / "scores.parquet"),
-            "--column",
+            "--score-column",
             "prototypes",
-            "--source",
+            "--data",
             "digits",
             "--out",
             str(out),
@@ -44,7 +44,13 @@ def test_audit_writes_json_markdown_html_and_plots(files, capsys):
     )
     assert code == 0
     doc = json.loads((out / "audit.json").read_text())
-    assert doc["verdict"] in ("trust", "caution", "do not trust")
+    # the verdict is the worst check status, and every warn or fail is one of its reasons
+    worst = max({"pass": 0, "skip": 0, "warn": 1, "fail": 2}[c["status"]] for c in doc["checks"])
+    assert doc["verdict"] == ("trust", "caution", "do not trust")[worst]
+    flagged = sorted(
+        f"{c['status']}: {c['name']}: {c['detail']}" for c in doc["checks"] if c["status"] in ("warn", "fail")
+    )
+    assert sorted(doc["reasons"]) == (flagged or ["every check passed"])
     names = {c["name"] for c in doc["checks"]}
     assert {"seed stability", "null: input norm", "null: untrained network", "agreement"} <= names
     assert doc["figures"]["agreement"]["n_labelled"] == 1438  # labels came from the store
@@ -79,7 +85,7 @@ def test_audit_labels_none_and_unknown_column(files, capsys):
             str(files / "emb"),
             "--scores",
             str(files / "scores.parquet"),
-            "--column",
+            "--score-column",
             "nope",
             "--out",
             str(out),

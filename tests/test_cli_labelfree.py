@@ -66,7 +66,7 @@ def test_dynamics_and_select_without_labels(unlabelled, capsys):
     capsys.readouterr()
     kept = root / "kept.parquet"
     code = main([
-        "select", "--scores", str(scores), "--column", "aum", "--keep", "0.5", "--policy", "hard",
+        "select", "--scores", str(scores), "--score-column", "aum", "--keep", "0.5", "--policy", "hard",
         "--cutoff", "auto", "--balance-classes", "--out", str(kept),
     ])  # fmt: skip
     assert code == 0
@@ -75,7 +75,7 @@ def test_dynamics_and_select_without_labels(unlabelled, capsys):
     summary = json.loads(pq.read_table(kept).schema.metadata[b"selfprune"])["summary"]
     assert summary["classes_from"] == "pseudo-labels" and summary["kept"] == round(0.5 * len(truth))
     assert summary["n_cut"] > 0
-    code = main(["select", "--scores", str(scores), "--column", "aum", "--keep", "0.5", "--balance-classes",
+    code = main(["select", "--scores", str(scores), "--score-column", "aum", "--keep", "0.5", "--balance-classes",
                  "--out", str(kept)])  # fmt: skip
     assert code == 0
     summary = json.loads(pq.read_table(kept).schema.metadata[b"selfprune"])["summary"]
@@ -126,10 +126,10 @@ def test_bad_input_is_one_line_and_exit_2(unlabelled, tmp_path, capsys):
     assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "1",
                  "--out", str(plain)]) == 0  # fmt: skip
     capsys.readouterr()
-    assert main(["select", "--scores", str(plain), "--column", "el2n", "--keep", "0.5", "--cutoff", "auto",
+    assert main(["select", "--scores", str(plain), "--score-column", "el2n", "--keep", "0.5", "--cutoff", "auto",
                  "--out", str(out)]) == 2  # fmt: skip
     assert "aum_flagged" in _err(capsys)
-    assert main(["select", "--scores", str(plain), "--column", "el2n", "--keep", "0.5", "--cutoff", "half",
+    assert main(["select", "--scores", str(plain), "--score-column", "el2n", "--keep", "0.5", "--cutoff", "half",
                  "--out", str(out)]) == 2  # fmt: skip
     assert "--cutoff must be" in _err(capsys)
     assert not out.exists()
@@ -141,9 +141,11 @@ def test_audit_rechecks_a_labelfree_score_across_clustering_seeds(unlabelled, tm
     assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "2",
                  "--out", str(scores)]) == 0  # fmt: skip
     out = tmp_path / "audit"
-    assert main(["audit", "--embeddings", str(emb), "--scores", str(scores), "--column", "el2n",
-                 "--source", str(data), "--out", str(out)]) == 0  # fmt: skip
+    assert main(["audit", "--embeddings", str(emb), "--scores", str(scores), "--score-column", "el2n",
+                 "--data", str(data), "--out", str(out)]) == 0  # fmt: skip
     doc = json.loads((out / "audit.json").read_text())
     names = {c["name"]: c for c in doc["checks"]}
-    assert "seed stability" in names and names["seed stability"]["status"] in ("pass", "warn", "fail")
+    stab = doc["figures"]["seed_stability"]  # rechecked: the status follows the rule on its figures
+    zmin, ex = min(p["z"] for p in stab["pairs"]), stab["median_excess_overlap"]
+    assert names["seed stability"]["status"] == ("fail" if zmin < 3 else ("warn" if ex < 0.5 else "pass"))
     assert "needs a recomputable score" not in json.dumps(doc["checks"])

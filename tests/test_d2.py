@@ -8,6 +8,7 @@ import pytest
 from selfprune.d2 import d2_rows, d2_select
 from selfprune.errors import InvalidInputError
 from selfprune.scores import Scores
+from selfprune.select import Selection
 
 
 def two_blobs(seed=0, n=100):
@@ -44,11 +45,14 @@ def test_forward_and_reverse_passes_by_hand():
 def test_reverse_pass_spreads_selection_over_both_blobs():
     x, diff = two_blobs(n=40)
     s = Scores(np.arange(80), diff, "difficulty")
-    kept = d2_select(s, x, 20, k=10)
+    sel = d2_select(s, x, 20, k=10)
+    assert isinstance(sel, Selection) and sel.policy == "d2" and sel.n_total == 80
+    assert sel.details == {"keep": 20, "k": 10, "seed": 0}
+    kept = sel.ids
     assert len(kept) == 20 and np.all(np.diff(kept) > 0)
     from_b = int((kept >= 40).sum())
     # without the reverse pass the same forward scores pick only the harder blob
-    plain = d2_select(s, x, 20, k=10, gamma_reverse=1e9)
+    plain = d2_select(s, x, 20, k=10, gamma_reverse=1e9).ids
     assert int((plain >= 40).sum()) == 0
     assert from_b > 0
 
@@ -56,7 +60,7 @@ def test_reverse_pass_spreads_selection_over_both_blobs():
 def test_keep_all_and_fraction():
     x, diff = two_blobs(n=30)
     s = Scores(np.arange(60), diff, "difficulty")
-    assert d2_select(s, x, 1.0, k=5).tolist() == list(range(60))
+    assert d2_select(s, x, 1.0, k=5).ids.tolist() == list(range(60))
     assert len(d2_select(s, x, 0.25, k=5)) == 15
 
 
@@ -64,21 +68,21 @@ def test_ids_align_and_order_does_not_matter():
     x, diff = two_blobs(seed=3, n=60)
     ids = np.arange(120) * 7 + 11
     s = Scores(ids, diff, "difficulty")
-    ref = d2_select(s, x, 30, k=6)
+    ref = d2_select(s, x, 30, k=6).ids
     assert set(ref.tolist()) <= set(ids.tolist())
     perm = np.random.default_rng(0).permutation(120)
     # embeddings in another order, matched by ids=
-    again = d2_select(s, x[perm], 30, k=6, ids=ids[perm])
+    again = d2_select(s, x[perm], 30, k=6, ids=ids[perm]).ids
     assert np.array_equal(ref, again)
     # both permuted together
     s2 = Scores(ids[perm], diff[perm], "difficulty")
-    assert np.array_equal(ref, d2_select(s2, x[perm], 30, k=6))
+    assert np.array_equal(ref, d2_select(s2, x[perm], 30, k=6).ids)
 
 
 def test_negative_scores_are_fine():
     x, diff = two_blobs(seed=4, n=40)
-    a = d2_select(Scores(np.arange(80), diff, "d"), x, 10, k=5)
-    b = d2_select(Scores(np.arange(80), 3 * diff - 10, "d"), x, 10, k=5)
+    a = d2_select(Scores(np.arange(80), diff, "d"), x, 10, k=5).ids
+    b = d2_select(Scores(np.arange(80), 3 * diff - 10, "d"), x, 10, k=5).ids
     assert np.array_equal(a, b)  # min-max scaling: any increasing affine map gives the same pick
 
 

@@ -18,7 +18,7 @@ def test_summary_pairs_seeds_and_refuses_claims_within_spread():
 
 
 def test_demo_on_digits_end_to_end_and_resumes(tmp_path):
-    cfg = DemoConfig(data="digits", encoder="pixels", k=10, keeps=(0.5,), seeds=2, trainer="linear")
+    cfg = DemoConfig(data="digits", encoder="pixels", k=10, keeps=(0.5,), n_seeds=2, trainer="linear")
     first = run_demo(cfg, tmp_path)
     assert (tmp_path / "report.md").is_file() and (tmp_path / "accuracy.png").stat().st_size > 1000
     data = json.loads((tmp_path / "results.json").read_text())

@@ -16,6 +16,7 @@ Ties are broken by example id, so the result does not depend on the input order.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from selfprune._checks import SeedLike, align_ids, check_embeddings, check_ids, 
 from selfprune.errors import InvalidInputError
 from selfprune.metrics.density import knn_graph
 from selfprune.scores import Scores
+from selfprune.select import Selection
 
 
 def d2_select(
@@ -37,8 +39,11 @@ def d2_select(
     normalize: bool = True,
     index: str = "auto",
     seed: SeedLike = 0,
-) -> np.ndarray:
-    """Select ``keep`` examples (fraction in (0, 1] or count) by D2 pruning; sorted kept ids.
+) -> Selection:
+    """Select ``keep`` examples (fraction in (0, 1] or count) by D2 pruning.
+
+    Returns a :class:`~selfprune.select.Selection` like :func:`~selfprune.select.select`: sorted
+    kept ``ids``, ``policy="d2"``, and ``details`` with ``keep`` (the count), ``k`` and ``seed``.
 
     ``scores``: difficulty (higher = harder), one per example. ``embeddings`` (N, D): rows aligned
     with ``ids`` (default: with ``scores.ids``). ``k`` neighbours per example; ``gamma_forward`` and
@@ -77,7 +82,10 @@ def d2_select(
         x = np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
     dist, nbr = knn_graph(x, k, metric="l2", index=index, seed=seed, caller=caller)
     rows = d2_rows(values, dist, nbr, count, ids=ids, gamma_forward=gf, gamma_reverse=gr)
-    return np.sort(ids[rows])
+    details: dict[str, Any] = {"keep": count, "k": k}
+    if isinstance(seed, int):
+        details["seed"] = seed
+    return Selection(ids=np.sort(ids[rows]), policy="d2", n_total=n, details=details)
 
 
 def d2_rows(

@@ -31,7 +31,7 @@ class DemoConfig:
     k: int = 100
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)
     policies: tuple[str, ...] = ("hard",)
-    seeds: int = 2
+    n_seeds: int = 2  # training runs per subset, seeds 0..n_seeds-1
     trainer: str = "small-cnn"
     epochs: int = 3
     train_subset: int | None = None  # None: the full training split
@@ -130,7 +130,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
         progress=lambda d, t: say(f"embed with {cfg.encoder}", d, t),
     )
     say("score prototypes")
-    proto = prototypes(store, k=cfg.k, seeds=0, encoder=cfg.encoder)
+    proto = prototypes(store, k=cfg.k, seed=0, encoder=cfg.encoder)
     items = [proto]
     if cfg.labelfree:
         from selfprune.dynamics.train import labelfree_dynamics
@@ -159,7 +159,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
         train_ids=sub.ids,
         policies=cfg.policies,
         keep=(*cfg.keeps, 1.0) if cfg.full else cfg.keeps,
-        seeds=cfg.seeds,
+        n_seeds=cfg.n_seeds,
         trainer=cfg.trainer,
         trainer_settings=None if cfg.trainer == "linear" else {"epochs": cfg.epochs},
         cache_dir=out / "cache",
@@ -253,11 +253,11 @@ def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) ->
     lines = [
         f"# selfprune demo: {cfg.data}",
         "",
-        *_verdict(summary, cfg.seeds),
+        *_verdict(summary, cfg.n_seeds),
         "",
         f"Encoder `{cfg.encoder}`; scores: label-free dynamics (`{LABELFREE}`: pseudo-labels from the embeddings, "
         f"a proxy trained on them, EL2N against them) and prototypes (k={cfg.k}); trainer `{cfg.trainer}` "
-        f"({cfg.epochs} epochs), {cfg.seeds} seeds, train subset {cfg.train_subset or 'all'}, test subset "
+        f"({cfg.epochs} epochs), {cfg.n_seeds} seeds, train subset {cfg.train_subset or 'all'}, test subset "
         f"{cfg.test_subset or 'all'}; {seconds:.0f} s. No label was used to score or select; labels train and "
         "test the classifier only.",
         "",

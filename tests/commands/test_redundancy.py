@@ -92,7 +92,7 @@ def test_dedup_missing_file(tmp_path, capsys):
 def test_density_writes_a_score_file(emb_file, tmp_path, capsys):
     path, x = emb_file
     out = tmp_path / "density.parquet"
-    code = main(["density", "--embeddings", str(path), "--k", "5", "--out", str(out)])
+    code = main(["density", "--embeddings", str(path), "--neighbours", "5", "--out", str(out)])
     assert code == 0
     table = read_scores(out)
     s = table["density"]
@@ -101,4 +101,4 @@ def test_density_writes_a_score_file(emb_file, tmp_path, capsys):
     np.testing.assert_allclose(s.values, knn_density(x, k=5).values)
     assert s.meta["k"] == 5
     assert "density" in capsys.readouterr().out
-    assert main(["density", "--embeddings", str(path), "--k", "0", "--out", str(out)]) == 2
+    assert main(["density", "--embeddings", str(path), "--neighbours", "0", "--out", str(out)]) == 2

@@ -7,7 +7,7 @@ from selfprune.io.tables import read_scores  # noqa: E402
 def test_dynamics_command_writes_scores_and_plot(tmp_path, capsys):
     out, png = tmp_path / "dyn.parquet", tmp_path / "map.png"
     code = main(["dynamics", "--data", "digits", "--out", str(out), "--model", "linear",
-                 "--epochs", "2", "--seeds", "2", "--limit", "300", "--plot", str(png),
+                 "--epochs", "2", "--n-seeds", "2", "--limit", "300", "--plot", str(png),
                  "--record-dir", str(tmp_path / "rec"), "--grand", "both"])  # fmt: skip
     assert code == 0
     t = read_scores(out)
@@ -18,7 +18,7 @@ def test_dynamics_command_writes_scores_and_plot(tmp_path, capsys):
     assert (tmp_path / "rec" / "seed-1" / "state.json").is_file()
     assert "el2n" in capsys.readouterr().out
     again = main(["dynamics", "--data", "digits", "--out", str(out), "--model", "linear",
-                  "--epochs", "1", "--seeds", "1", "--limit", "300",
+                  "--epochs", "1", "--n-seeds", "1", "--limit", "300",
                   "--record-dir", str(tmp_path / "rec")])  # fmt: skip
     assert again == 2 and "already holds a recording" in capsys.readouterr().err
 

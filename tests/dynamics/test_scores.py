@@ -65,7 +65,7 @@ def test_bad_requests():
 def test_planted_mislabel_ranks_among_hardest():
     flip = 5
     x, y = _blobs(flip)
-    res = proxy_dynamics(x, y, model="linear", epochs=12, seeds=2, batch_size=16, lr=0.05, seed=0,
+    res = proxy_dynamics(x, y, model="linear", epochs=12, n_seeds=2, batch_size=16, lr=0.05, seed=0,
                          grand_epoch=2, grand="both", aum_threshold_runs=True)  # fmt: skip
     t = res.table
     assert set(DYNAMICS_METRICS) <= set(t)
@@ -77,16 +77,18 @@ def test_planted_mislabel_ranks_among_hardest():
 
 def test_proxy_dynamics_is_deterministic():
     x, y = _blobs(0)
-    a = proxy_dynamics(x, y, model="linear", epochs=2, seeds=1, batch_size=32, seed=4).table
-    b = proxy_dynamics(x, y, model="linear", epochs=2, seeds=1, batch_size=32, seed=4).table
+    a = proxy_dynamics(x, y, model="linear", epochs=2, n_seeds=1, batch_size=32, seed=4).table
+    b = proxy_dynamics(x, y, model="linear", epochs=2, n_seeds=1, batch_size=32, seed=4).table
     for name in a:
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert "grand_last" in a and "grand" in a
-    last_only = proxy_dynamics(x, y, model="linear", epochs=1, seeds=1, grand="last").table
+    last_only = proxy_dynamics(x, y, model="linear", epochs=1, n_seeds=1, grand="last").table
     assert "grand_last" in last_only and "grand" not in last_only
 
 
 def test_bad_grand_choice():
     x, y = _blobs(0)
     with pytest.raises(InvalidInputError, match="grand must be one of"):
-        proxy_dynamics(x, y, model="linear", epochs=1, seeds=1, grand="yes")
+        proxy_dynamics(x, y, model="linear", epochs=1, n_seeds=1, grand="yes")
+    with pytest.raises(InvalidInputError, match=r"^proxy_dynamics: seeds= is not taken.*n_seeds="):
+        proxy_dynamics(x, y, model="linear", epochs=1, seeds=3)

@@ -8,6 +8,7 @@ from scipy.stats import spearmanr
 
 from selfprune.errors import InvalidInputError
 from selfprune.evaluate.audit import (
+    VERDICTS,
     Check,
     audit,
     chance_jaccard,
@@ -64,8 +65,9 @@ def test_effective_rank_one_for_a_line_and_d_for_orthonormal_rows():
 def test_mix_skew_hand_case():
     groups = np.array([0, 0, 1, 1])
     out = mix_skew(np.array([True, True, False, False]), groups)
-    assert out["tv_distance"] == pytest.approx(0.5)
-    assert out["groups_emptied"] == 1 and out["min_retention_ratio"] == 0.0 and out["worst_group"] == 1
+    assert out.tv_distance == pytest.approx(0.5)
+    assert out.groups_emptied == 1 and out.min_retention_ratio == 0.0 and out.worst_group == 1
+    assert out.retention == {"0": 2.0, "1": 0.0}
 
 
 def test_verdict_is_the_worst_status():
@@ -112,7 +114,7 @@ def digits_setup():
 
 
 def _audit(setup, emb, score=None, **kw):
-    score = prototypes(emb, k=10, seeds=0) if score is None else score
+    score = prototypes(emb, k=10, seed=0) if score is None else score
     return audit(
         emb,
         score,
@@ -121,7 +123,7 @@ def _audit(setup, emb, score=None, **kw):
         inputs=setup["x"],
         proxy=setup["proxy"],
         random_embeddings=setup["null_net"],
-        seeds=(0, 1),
+        n_seeds=2,
         seed=0,
         **kw,
     )
@@ -147,19 +149,22 @@ def test_input_norm_score_is_never_trusted(digits_setup):
     x = digits_setup["x"]
     norm = np.sqrt((x.reshape(len(x), -1).astype(float) ** 2).sum(1))
     rep = _audit(digits_setup, digits_setup["pixels"], Scores(np.arange(len(x)), norm, "norm"))
-    assert rep.verdict != "trust"
+    assert rep.verdict == "do not trust" and rep.reasons[0].startswith("fail: ")
     assert {c.name: c.status for c in rep.checks}["null: input norm"] == "fail"
 
 
 def test_strongly_disagreeing_encoders_give_at_least_caution(digits_setup):
     pix = digits_setup["pixels"]
-    other = prototypes(digits_setup["user_random"], k=10, seeds=0)
+    other = prototypes(digits_setup["user_random"], k=10, seed=0)
     rep = _audit(digits_setup, pix, other_scores={"untrained": other})
-    assert rep.verdict in ("caution", "do not trust")
     assert {c.name: c.status for c in rep.checks}["cross-encoder"] == "warn"
     # the same encoder given as the "other" one agrees with itself
-    same = _audit(digits_setup, pix, other_scores={"same": prototypes(pix, k=10, seeds=0)})
+    same = _audit(digits_setup, pix, other_scores={"same": prototypes(pix, k=10, seed=0)})
     assert {c.name: c.status for c in same.checks}["cross-encoder"] == "pass"
+    # every other check is the same in both runs, so the warning lifts the verdict to at least caution
+    others = [c for c in rep.checks if c.name != "cross-encoder"]
+    assert others == [c for c in same.checks if c.name != "cross-encoder"]
+    assert rep.verdict == VERDICTS[max(VERDICTS.index(same.verdict), 1)]
 
 
 def test_pixels_beat_the_untrained_network_on_digits_and_report_is_json_ready(digits_setup):
@@ -170,25 +175,57 @@ def test_pixels_beat_the_untrained_network_on_digits_and_report_is_json_ready(di
     assert status["agreement vs untrained network"] == "pass"
     assert status["collapse"] == "pass" and status["null: input norm"] == "pass"
     d = json.loads(json.dumps(rep.to_dict()))
-    assert d["verdict"] in ("trust", "caution", "do not trust")
+    assert d["verdict"] == rep.verdict == verdict_of(rep.checks)[0]
+    assert d["figures"]["agreement"]["n_labelled"] == len(digits_setup["x"])
+    assert d["figures"]["seed_stability"]["pairs"][0] == rep.figures.seed_stability.pairs[0].to_dict()
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"keep": 1.0}, "keep must leave something out"),
+        ({"labels": np.zeros(5, dtype=np.int64)}, "labels must be"),
+        ({"proxy": np.zeros(7)}, "proxy must be"),
+        ({"random_embeddings": np.ones((3, 4), np.float32)}, "random_embeddings has 3 rows"),
+        ({"other_scores": {"b": np.zeros(3)}}, "other_scores"),
+        ({"seeds": 3}, "n_seeds=3"),
+        ({"seeds": [0]}, "at least 2"),
+        ({"max_labelled": 0}, "max_labelled"),
+        ({"pilot": "yes"}, "pilot must be a function"),
+    ],
+)
+def test_bad_input_fails_before_any_clustering_or_training(digits_setup, monkeypatch, kw, match):
+    """Validation comes first: a bad argument late in the list raises before k-means or a network runs."""
+    import selfprune.evaluate.audit as audit_mod
+
+    def expensive(*a, **k):
+        raise AssertionError("expensive work started before validation finished")
+
+    for name in ("cluster_assignments", "prototype_values", "el2n_proxy", "effective_rank"):
+        monkeypatch.setattr(audit_mod, name, expensive)
+    pix = digits_setup["pixels"]
+    s = Scores(np.arange(len(pix)), np.linspace(0.0, 1.0, len(pix)), "prototypes", {"k": 10})
+    with pytest.raises(InvalidInputError, match=match):
+        audit_mod.audit(pix, s, **kw)
 
 
 def test_without_labels_the_verdict_is_at_most_caution(digits_setup):
     pix = digits_setup["pixels"]
-    rep = audit(pix, prototypes(pix, k=10, seeds=0), keep=0.5, seeds=(0, 1), seed=0)
+    rep = audit(pix, prototypes(pix, k=10, seed=0), keep=0.5, seeds=(0, 1), seed=0)
     assert rep.verdict != "trust"
     assert any(c.name == "no labelled evidence" for c in rep.checks)
 
 
 def test_audit_is_deterministic_and_validates(digits_setup):
     pix = digits_setup["pixels"]
-    s = prototypes(pix, k=10, seeds=0)
-    a = audit(pix, s, keep=0.5, seeds=(0, 1), seed=3).to_dict()
+    s = prototypes(pix, k=10, seed=0)
+    a = audit(pix, s, keep=0.5, seeds=[0, 1], seed=3).to_dict()
     b = audit(pix, s, keep=0.5, seeds=(0, 1), seed=3).to_dict()
     assert a == b
     with pytest.raises(InvalidInputError, match="keep"):
         audit(pix, s, keep=1.0)
     with pytest.raises(InvalidInputError, match="seeds"):
         audit(pix, s, seeds=(0,))
+    assert audit(pix, s, keep=0.5, n_seeds=2, seed=3).to_dict() == a
     with pytest.raises(InvalidInputError):
         audit(pix, s.values[:-1])

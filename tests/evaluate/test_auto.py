@@ -61,7 +61,6 @@ def test_pilot_numbers_and_sizes():
     p = dec.pilot
     assert p["n_val"] == 250 and p["n_pool"] == 750 and p["keep"] == 150
     assert set(p["arms"]) == {"easy", "hard", "stratified", "random"}
-    assert p["candidate"] in ("easy", "hard", "stratified")
     assert p["arms"][p["candidate"]]["mean"] == max(p["arms"][c]["mean"] for c in ("easy", "hard", "stratified"))
     for arm in p["arms"].values():
         assert len(arm["accuracy"]) == 2 and arm["min"] <= arm["mean"] <= arm["max"]
@@ -124,6 +123,28 @@ def test_planted_informative_score_is_chosen():
     # the same score with a trainer it cannot help: nothing to choose, random
     flat = decide_policy(s, 0.1, x=x, y=y, seeds=(0, 1), trainer=by_flag(lambda f, seed: 0.7))
     assert flat.policy == "random" and flat.pilot["candidate"] == "easy"
+
+
+def test_planted_mid_difficulty_picks_stratified():
+    """Accuracy peaks when half the kept examples are flagged: CCS spends the budget evenly over the
+    two occupied strata (flagged, unflagged), so stratified is the one right answer."""
+    x, y, s = flagged()
+    dec = decide_policy(s, 0.1, x=x, y=y, n_seeds=2, trainer=by_flag(lambda f, seed: 1.0 - abs(f - 0.5)))
+    arms = dec.pilot["arms"]
+    assert dec.pilot["candidate"] == "stratified" and dec.policy == "stratified", dec.reason
+    assert arms["stratified"]["accuracy"] == [1.0, 1.0]
+    assert arms["hard"]["accuracy"] == arms["easy"]["accuracy"] == [0.5, 0.5]
+    assert dec.pilot["seeds"] == [0, 1]
+
+
+def test_seed_count_and_seed_list_agree_and_an_int_list_is_refused():
+    x, y, s = flagged()
+    trainer = by_flag(lambda f, seed: 0.5 + 0.5 * f - 0.01 * seed)
+    assert decide_policy(s, 0.1, x=x, y=y, n_seeds=3, trainer=trainer) == decide_policy(
+        s, 0.1, x=x, y=y, seeds=[0, 1, 2], trainer=trainer
+    )
+    with pytest.raises(InvalidInputError, match=r"^decide_policy: seeds must be a list.*n_seeds=2"):
+        decide_policy(s, 0.1, x=x, y=y, seeds=2, trainer=trainer)
 
 
 def test_overlapping_spreads_choose_random():
@@ -201,6 +222,8 @@ def test_keep_everything_needs_no_pilots():
         ({"candidates": ("random",)}, "candidates"),
         ({"candidates": ()}, "candidates"),
         ({"seeds": ()}, "seeds"),
+        ({"seeds": 2}, "n_seeds=2"),
+        ({"n_seeds": 0}, "n_seeds must be an int >= 1"),
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"x_val": np.zeros((3, 5))}, "without y_val"),
         ({"trainer": "nope"}, "unknown trainer"),

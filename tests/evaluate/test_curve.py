@@ -65,8 +65,10 @@ def data():
     return tr, te, table
 
 
-def _run(data, trainer, seeds=2, cache=None, **kw):
+def _run(data, trainer, cache=None, **kw):
     tr, te, table = data
+    if "seeds" not in kw:
+        kw.setdefault("n_seeds", 2)
     kw.setdefault("policies", ("hard", "easy"))
     kw.setdefault("keep", (0.1, 0.5, 1.0))
     return scaling_curve(
@@ -76,7 +78,6 @@ def _run(data, trainer, seeds=2, cache=None, **kw):
         x_test=te.items,
         y_test=te.labels,
         train_ids=tr.ids,
-        seeds=seeds,
         trainer=trainer,
         cache_dir=cache,
         **kw,
@@ -118,9 +119,9 @@ def test_resume_after_crash_retrains_nothing_cached(data, tmp_path):
 
 def test_adding_a_seed_trains_only_the_new_runs(data, tmp_path):
     first = Counting()
-    two = _run(data, first, seeds=2, cache=tmp_path)
+    two = _run(data, first, n_seeds=2, cache=tmp_path)
     second = Counting()
-    three = _run(data, second, seeds=3, cache=tmp_path)
+    three = _run(data, second, n_seeds=3, cache=tmp_path)
     only_new = Counting()
     alone = _run(data, only_new, seeds=[2])  # seed 2 on its own, no cache
     assert second.calls == only_new.calls > 0
@@ -131,9 +132,9 @@ def test_adding_a_seed_trains_only_the_new_runs(data, tmp_path):
 
 def test_identical_with_and_without_cache_linear_trainer(data, tmp_path):
     kw = dict(policies=("hard",), keep=(0.2, 1.0), metrics=["dist"])
-    plain = _run(data, "linear", seeds=2, **kw)
-    cached_first = _run(data, "linear", seeds=2, cache=tmp_path, **kw)
-    cached_again = _run(data, "linear", seeds=2, cache=tmp_path, **kw)
+    plain = _run(data, "linear", n_seeds=2, **kw)
+    cached_first = _run(data, "linear", n_seeds=2, cache=tmp_path, **kw)
+    cached_again = _run(data, "linear", n_seeds=2, cache=tmp_path, **kw)
     assert plain.rows == cached_first.rows == cached_again.rows
     assert cached_again.trained == 0 and cached_again.reused == len(plain)
     # the full set is trained once per seed, shared by random and hard
@@ -152,7 +153,7 @@ def test_trainer_identity_separates_cache(data, tmp_path):
 
 def test_planted_score_ordering_shows_in_the_curve(data):
     """Easy (closest to the class mean) beats hard at a tight budget with a nearest-mean model."""
-    c = _run(data, centroid_trainer, seeds=1, keep=(0.05,), metrics=["dist"])
+    c = _run(data, centroid_trainer, n_seeds=1, keep=(0.05,), metrics=["dist"])
     acc = {r["policy"]: r["test_accuracy"] for r in c.rows}
     assert acc["easy"] > acc["hard"]
 
@@ -162,7 +163,7 @@ def test_auto_policy_rows_and_cached_decision(data, tmp_path):
     c = _run(
         data,
         centroid_trainer,
-        seeds=2,
+        n_seeds=2,
         keep=(0.1,),
         policies=("auto",),
         metrics=["dist"],
@@ -179,7 +180,7 @@ def test_auto_policy_rows_and_cached_decision(data, tmp_path):
     c2 = _run(
         data,
         centroid_trainer,
-        seeds=2,
+        n_seeds=2,
         keep=(0.1,),
         policies=("auto",),
         metrics=["dist"],
@@ -191,7 +192,7 @@ def test_auto_policy_rows_and_cached_decision(data, tmp_path):
 
 
 def test_write_read_roundtrip(data, tmp_path):
-    c = _run(data, centroid_trainer, seeds=1, keep=(0.5, 1.0))
+    c = _run(data, centroid_trainer, n_seeds=1, keep=(0.5, 1.0))
     write_curve(tmp_path / "c.parquet", c)
     back = read_curve(tmp_path / "c.parquet")
     assert back.rows == c.rows
@@ -207,7 +208,7 @@ def test_random_only_without_scores(data):
         x_test=te.items,
         y_test=te.labels,
         keep=(0.3, 1.0),
-        seeds=1,
+        n_seeds=1,
         trainer=centroid_trainer,
     )
     assert {r["metric"] for r in c.rows} == {"random"} and len(c) == 2
@@ -218,8 +219,11 @@ def test_random_only_without_scores(data):
     [
         ({"policies": ("hardest",)}, "policies"),
         ({"policies": ("hard", "hard")}, "policies"),
-        ({"seeds": 0}, "seeds"),
+        ({"n_seeds": 0}, "n_seeds must be an int >= 1"),
+        ({"seeds": 3}, "scaling_curve: seeds must be a list.*n_seeds=3"),
         ({"seeds": [1, 1]}, "repeat"),
+        ({"seeds": [0], "n_seeds": 1}, "not both"),
+        ({"pilot_seeds": 2}, "pilot_n_seeds=2"),
         ({"keep": (0.5, 0.5)}, "repeated subset sizes"),
         ({"keep": (1.5,)}, "keep"),
         ({"metrics": ["nope"]}, "nope"),
@@ -241,7 +245,7 @@ def test_scores_must_be_in_training_data_and_not_named_random(data):
             x_test=te.items,
             y_test=te.labels,
             train_ids=tr.ids,
-            seeds=1,
+            n_seeds=1,
             keep=(0.5,),
             trainer=centroid_trainer,
         )
@@ -254,7 +258,7 @@ def test_scores_must_be_in_training_data_and_not_named_random(data):
             x_test=te.items,
             y_test=te.labels,
             train_ids=tr.ids,
-            seeds=1,
+            n_seeds=1,
             keep=(0.5,),
             trainer=centroid_trainer,
         )
@@ -267,7 +271,7 @@ def test_parallel_workers_give_the_same_rows_bit_for_bit():
     xt = rng.normal(size=(80, 8)).astype(np.float32)
     yt = (xt[:, 0] > 0).astype(np.int64)
     s = Scores(np.arange(240), np.abs(x[:, 0]), "margin")
-    kw = dict(x_train=x, y_train=y, x_test=xt, y_test=yt, keep=[0.3, 0.6], seeds=2, trainer="mlp",
+    kw = dict(x_train=x, y_train=y, x_test=xt, y_test=yt, keep=[0.3, 0.6], n_seeds=2, trainer="mlp",
               trainer_settings={"epochs": 2}, policies=("hard", "easy"))  # fmt: skip
     one = scaling_curve(s, **kw)
     two = scaling_curve(s, jobs=2, **kw)

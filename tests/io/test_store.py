@@ -79,12 +79,15 @@ def test_open_embeddings_from_files(tmp_path):
 
     x = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
     np.save(tmp_path / "e.npy", x)
-    ids, arr = load_embeddings(tmp_path / "e.npy")
-    np.testing.assert_array_equal(arr, x)
+    emb = load_embeddings(tmp_path / "e.npy")
+    np.testing.assert_array_equal(emb.x, x)
+    assert emb.ids.tolist() == [0, 1, 2, 3] and emb.labels is None and emb.meta == {"encoder": "file:e.npy"}
     pq.write_table(pa.table({"id": [5, 6, 7, 8], "vec": list(x)}), tmp_path / "e.parquet")
-    ids, arr = load_embeddings(tmp_path / "e.parquet")
+    arr, ids, _, _ = load_embeddings(tmp_path / "e.parquet")  # the same order as open_embeddings
     assert ids.tolist() == [5, 6, 7, 8]
     np.testing.assert_allclose(arr, x)
+    opened = open_embeddings(tmp_path / "e.parquet")
+    assert opened.ids.tolist() == ids.tolist() and opened._fields == ("x", "ids", "labels", "meta")
     bad = x.copy()
     bad[2, 1] = np.inf
     np.save(tmp_path / "bad.npy", bad)
@@ -98,3 +101,13 @@ def test_manifest_records_run(tmp_path):
     s = _make(tmp_path, np.zeros((3, 2), dtype=np.float32))
     m = json.loads((s.path / "manifest.json").read_text())
     assert m["encoder"] == "given" and m["params"] == {"a": 1} and m["n"] == 3 and m["complete"]
+
+
+def test_store_opens_streaming_and_loads_in_memory_in_one_order(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(6, 2) + 1.0
+    s = _make(tmp_path, x)
+    src, ids, labels, meta = open_embeddings(s.path)
+    assert isinstance(src, EmbeddingStore) and meta["encoder"] == "given"
+    arr, ids2, labels2, meta2 = load_embeddings(s.path)
+    np.testing.assert_array_equal(arr, x)
+    assert ids2.tolist() == ids.tolist() and meta2 == meta and (labels2 is None) == (labels is None)

@@ -8,7 +8,7 @@ from selfprune.metrics import class_prototypes, prototypes, random_scores
 
 
 def test_planted_outliers_rank_hardest(clustered):
-    s = prototypes(clustered, k=8, seeds=0)
+    s = prototypes(clustered, k=8, seed=0)
     hardest = set(s.order()[:4].tolist())
     assert hardest == {400, 401, 402, 403}
     assert s.name == "prototypes" and s.meta["k"] == 8
@@ -19,13 +19,13 @@ def test_deterministic_and_seed_averaging(clustered):
     a = prototypes(clustered, k=8, seeds=[0, 1])
     b = prototypes(clustered, k=8, seeds=[0, 1])
     assert np.array_equal(a.values, b.values)
-    s0, s1 = prototypes(clustered, k=8, seeds=0), prototypes(clustered, k=8, seeds=1)
+    s0, s1 = prototypes(clustered, k=8, seed=0), prototypes(clustered, k=8, seed=1)
     np.testing.assert_allclose(a.values, (s0.values + s1.values) / 2, rtol=1e-12, atol=1e-12)
 
 
 def test_scale_invariant(clustered):
-    a = prototypes(clustered, k=8, seeds=0)
-    b = prototypes(clustered * 7.5, k=8, seeds=0)
+    a = prototypes(clustered, k=8, seed=0)
+    b = prototypes(clustered * 7.5, k=8, seed=0)
     np.testing.assert_allclose(a.values, b.values, atol=1e-5)
 
 
@@ -36,7 +36,7 @@ def test_matches_direct_faiss_computation(clustered):
     km = faiss.Kmeans(16, 8, niter=20, seed=0, spherical=True, max_points_per_centroid=256)
     km.train(np.ascontiguousarray(x, dtype=np.float32))
     sims = (x @ km.centroids.T).max(axis=1)
-    s = prototypes(clustered, k=8, seeds=0)
+    s = prototypes(clustered, k=8, seed=0)
     np.testing.assert_allclose(s.values, 1 - sims, atol=1e-5)
 
 
@@ -58,8 +58,8 @@ def test_chunk_size_does_not_change_scores(tmp_path_factory, clustered, chunk_ro
     for i in range(store.n_chunks):
         lo, hi = store.chunk_bounds(i)
         store.write_chunk(i, clustered[lo:hi])
-    a = prototypes(EmbeddingStore(folder / "s"), k=8, seeds=0)
-    b = prototypes(clustered, k=8, seeds=0)
+    a = prototypes(EmbeddingStore(folder / "s"), k=8, seed=0)
+    b = prototypes(clustered, k=8, seed=0)
     np.testing.assert_array_equal(a.values, b.values)
 
 
@@ -84,8 +84,8 @@ def test_store_path_equals_array_path(tmp_path, clustered):
     for i in range(store.n_chunks):
         lo, hi = store.chunk_bounds(i)
         store.write_chunk(i, clustered[lo:hi])
-    a = prototypes(EmbeddingStore(tmp_path / "s"), k=8, seeds=0)
-    b = prototypes(clustered, k=8, seeds=0)
+    a = prototypes(EmbeddingStore(tmp_path / "s"), k=8, seed=0)
+    b = prototypes(clustered, k=8, seed=0)
     np.testing.assert_array_equal(a.values, b.values)
 
 

@@ -10,18 +10,19 @@ import pytest
 from selfprune.errors import InvalidInputError
 from selfprune.tokens.prune import TokenPruner, parse_keep, prune_chains
 from selfprune.tokens.report import category_table, retention_table, write_outputs
+from selfprune.tokens.results import ChainResult
 from selfprune.tokens.tagger import CATEGORIES
 
 
 def _strip_times(res):
-    res = json.loads(json.dumps(res))
+    res = json.loads(json.dumps(res.to_dict()))
     res["search"].pop("seconds")
     return res
 
 
 def test_prune_one_chain_output(tiny_lm, short_records):
     pruner = TokenPruner(tiny_lm, keep="0.4,0.7", curve_step=0.2)
-    res = pruner.prune(short_records[0])
+    res = pruner.prune(short_records[0]).to_dict()
     n = res["n_tokens"]
     assert n == len(short_records[0]["chain"]) == res["n_units"]  # one char = one token here
     steps = [t["deleted_step"] for t in res["tokens"]]
@@ -53,10 +54,10 @@ def test_prune_one_chain_output(tiny_lm, short_records):
 def test_greedy_retains_at_least_baselines_at_first_step(tiny_lm, short_records):
     """Greedy's first deletion is the best single deletion, so at n-1 units it beats every method."""
     pruner = TokenPruner(tiny_lm, keep=0.5, curve_step=0)
-    res = pruner.prune(short_records[1])
+    res = pruner.prune(short_records[1]).to_dict()
     n = res["n_units"]
     best = res["objective"]["after_step"][0]
-    t = TokenPruner(tiny_lm, keep=(n - 1) / n, curve_step=0).prune(short_records[1])
+    t = TokenPruner(tiny_lm, keep=(n - 1) / n, curve_step=0).prune(short_records[1]).to_dict()
     key = next(k for k in t["retention"]["greedy"] if k != "1.00")
     for m in ("surprisal", "random", "uniform"):
         assert t["retention"]["greedy"][key] >= t["retention"][m][key] - 1e-9
@@ -64,7 +65,7 @@ def test_greedy_retains_at_least_baselines_at_first_step(tiny_lm, short_records)
 
 
 def test_word_units_delete_whole_words(tiny_lm, short_records):
-    res = TokenPruner(tiny_lm, keep=0.5, unit="word").prune(short_records[2])
+    res = TokenPruner(tiny_lm, keep=0.5, unit="word").prune(short_records[2]).to_dict()
     assert res["n_units"] == len(short_records[2]["chain"].split())
     by_unit = {}
     for t in res["tokens"]:
@@ -105,7 +106,7 @@ def test_run_refuses_other_settings_unless_restart(tiny_lm, short_records, tmp_p
     with pytest.raises(InvalidInputError, match="differs in: keep"):
         prune_chains(short_records[:1], TokenPruner(tiny_lm, keep=0.6), tmp_path)
     res = prune_chains(short_records[1:2], TokenPruner(tiny_lm, keep=0.6), tmp_path, restart=True)
-    assert res[0]["id"] == "b"
+    assert res[0].id == "b"
 
 
 def test_run_extends_and_redoes_only_changed_rows(tiny_lm, short_records, tmp_path):
@@ -117,7 +118,7 @@ def test_run_extends_and_redoes_only_changed_rows(tiny_lm, short_records, tmp_pa
     edited = [short_records[0], {**short_records[1], "answer": "6"}, short_records[2]]
     seen.clear()
     res = prune_chains(edited, pruner, tmp_path, on_chain=lambda i, n, r, reused: seen.append(reused))
-    assert seen == [True, False, True] and res[1]["answer"] == "6"
+    assert seen == [True, False, True] and res[1].answer == "6"
 
 
 def test_outputs_and_tables(tiny_lm, short_records, tmp_path):
@@ -129,21 +130,30 @@ def test_outputs_and_tables(tiny_lm, short_records, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "pruned_keep0.30.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", "c"]
     assert rows[0]["source"] == "hand" and rows[0]["keep"] == 0.3 and rows[0]["method"] == "greedy"
-    assert rows[0]["chain"] == results[0]["pruned"]["0.30"]["text"]
+    assert rows[0]["chain"] == results[0].pruned["0.30"].text
     assert rows[0]["messages"][1]["content"].endswith("\nThe answer is 5")
     assert set(rows[0]) >= {"question", "chain", "answer", "kept_tokens", "original_tokens"}
     table = retention_table(results)
-    assert table["ratios"][0] == 1.0 and table["ratios"][-1] == 0.3
-    assert set(table["methods"]) == {"greedy", "surprisal", "random", "uniform"}
-    g = table["methods"]["greedy"]
-    assert g["mean"][0] == pytest.approx(table["full"])
+    assert table.ratios[0] == 1.0 and table.ratios[-1] == 0.3
+    assert set(table.methods) == {"greedy", "surprisal", "random", "uniform"}
+    g = table.methods["greedy"]
+    assert g.mean[0] == pytest.approx(table.full)
     cats = category_table(results)
-    assert sum(r["tokens"] for r in cats) == sum(r["n_tokens"] for r in results)
-    assert [r["mean_relative_step"] for r in cats] == sorted(r["mean_relative_step"] for r in cats)
+    assert sum(r.tokens for r in cats) == sum(r.n_tokens for r in results)
+    assert [r.mean_relative_step for r in cats] == sorted(r.mean_relative_step for r in cats)
+    summary_json = json.loads((tmp_path / "summary.json").read_text())
+    assert summary_json["retention"] == json.loads(json.dumps(table.to_dict()))
+    assert summary_json["categories"] == [c.to_dict() for c in cats]
     summary = (tmp_path / "summary.md").read_text()
     assert "| greedy |" in summary and "mean deletion step" in summary
     lines = [json.loads(x) for x in (tmp_path / "tokens.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == ["a", "b", "c"]
+    # each row reads back into the same typed result, and writes back the same row
+    back = [ChainResult.from_dict(x) for x in lines]
+    assert back == results and [b.to_dict() for b in back] == lines
+    # the checkpoints hold exactly those rows
+    saved = json.loads((tmp_path / "chains" / "000000.json").read_text())["result"]
+    assert list(saved) == list(lines[0]) and saved == lines[0]
 
 
 def test_parse_keep_and_settings_errors(tiny_lm):
@@ -163,9 +173,9 @@ def test_parse_keep_and_settings_errors(tiny_lm):
 
 
 def test_joint_objective_runs_and_differs(tiny_lm, short_records):
-    a = TokenPruner(tiny_lm, keep=0.5, objective="answer", baselines=False).prune(short_records[0])
+    a = TokenPruner(tiny_lm, keep=0.5, objective="answer", baselines=False).prune(short_records[0]).to_dict()
     j = TokenPruner(tiny_lm, keep=0.5, objective="joint", joint_weight=2.0,
-                    baselines=False).prune(short_records[0])
+                    baselines=False).prune(short_records[0]).to_dict()
     assert set(j["retention"]) == {"empty", "greedy"}
     sa = np.array([t["deleted_step"] for t in a["tokens"]])
     sj = np.array([t["deleted_step"] for t in j["tokens"]])

@@ -61,9 +61,9 @@ def test_greedy_retains_at_least_surprisal_and_random(smol, short_generated):
     pruner = TokenPruner(smol, keep=0.5, search="approx", per_step=2, rescore=8, curve_step=0.125)
     results = [pruner.prune(r) for r in short_generated]
     table = retention_table(results)
-    greedy = np.array(table["methods"]["greedy"]["mean"])
+    greedy = np.array(table.methods["greedy"].mean)
     for other in ("surprisal", "random"):
-        assert np.all(greedy >= np.array(table["methods"][other]["mean"]) - 1e-9), (other, table)
+        assert np.all(greedy >= np.array(table.methods[other].mean) - 1e-9), (other, table)
 
 
 def test_token_texts_tile_the_chain_with_byte_level_tokens(smol):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from selfprune.errors import InvalidInputError
 
+LABELS_HELP = "auto (the input's own), none, a .npy (one per row) or a Parquet file with id and label columns"
+
 # (command, old option) -> (new option, what it is now). Old spellings are refused with this hint,
 # never reinterpreted.
 RENAMED: dict[tuple[str, str], tuple[str, str]] = {

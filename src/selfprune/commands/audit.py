@@ -9,41 +9,16 @@ import numpy as np
 import typer
 
 from selfprune._checks import align_ids
-from selfprune.errors import DataSourceError, InvalidInputError
-
-
-def _read_labels(spec: str, ids: np.ndarray, store_labels, table) -> np.ndarray | None:
-    if spec == "none":
-        return None
-    if spec == "auto":
-        if store_labels is not None:
-            return np.asarray(store_labels, dtype=np.int64)
-        if table.labels is not None:
-            at = align_ids(table.ids, ids, caller="audit", what="score file")
-            return np.asarray(table.labels, dtype=np.int64)[at]
-        return None
-    path = Path(spec)
-    if not path.is_file():
-        raise DataSourceError(f"audit: --labels must be auto, none, a .npy or a Parquet file (id, label); got {spec!r}")
-    if path.suffix == ".npy":
-        lab = np.load(path, allow_pickle=False)
-        if lab.shape != (len(ids),):
-            raise DataSourceError(f"audit: {path} holds {lab.shape} labels for {len(ids)} embeddings")
-        return lab.astype(np.int64)
-    import pyarrow.parquet as pq
-
-    t = pq.read_table(path)
-    if not {"id", "label"} <= set(t.column_names):
-        raise DataSourceError(f"audit: {path} needs columns id and label, has {t.column_names}")
-    lid, lab = t.column("id").to_numpy(), t.column("label").to_numpy()
-    out = np.full(len(ids), -1, dtype=np.int64)  # ids without a label stay unlabelled
-    at = align_ids(ids, lid, caller="audit", what="embeddings", allow_missing=True)
-    out[at[at >= 0]] = lab[at >= 0].astype(np.int64)
-    return out
+from selfprune.commands._options import LABELS_HELP, parse_keep
+from selfprune.errors import InvalidInputError
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("audit")
+    @app.command(
+        "audit",
+        epilog="Example: selfprune audit --embeddings runs/fm/emb --scores runs/fm/scores.parquet "
+        "--score-column prototypes --data fashion-mnist --keep 0.5 --out runs/fm/audit",
+    )
     def audit_cmd(
         embeddings: Annotated[
             Path,
@@ -54,28 +29,26 @@ def register(app: typer.Typer) -> None:
             Path,
             typer.Option("--out", help="Output folder (audit.json, audit.md, audit.html, PNGs)."),
         ],
-        column: Annotated[str, typer.Option("--column", help="Score column to audit.")] = "prototypes",
+        score_column: Annotated[str, typer.Option("--score-column", help="Score column to audit.")] = "prototypes",
         labels: Annotated[
             str,
-            typer.Option(
-                "--labels",
-                help="auto (from the store or score file), none, or a .npy / Parquet (id, label) file; "
-                "-1 = unlabelled.",
-            ),
+            typer.Option("--labels", help=LABELS_HELP + "; auto: the store's, else the score file's; -1 = unlabelled"),
         ] = "auto",
-        source: Annotated[
+        data: Annotated[
             str | None,
             typer.Option(
-                "--source",
+                "--data",
                 help="Raw data (built-in name or path) for the input-norm and untrained-network nulls.",
             ),
         ] = None,
-        split: Annotated[str, typer.Option("--split", help="Split of a built-in --source.")] = "train",
+        split: Annotated[str, typer.Option("--split", help="Split of a built-in --data.")] = "train",
         keep: Annotated[
-            float,
-            typer.Option("--keep", help="Budget: fraction (or count) kept by the hard policy."),
-        ] = 0.5,
-        k: Annotated[int | None, typer.Option("--k", help="Prototypes' k (default: from the score file).")] = None,
+            str,
+            typer.Option("--keep", help="Budget kept by the hard policy: a fraction in (0, 1] or an integer count > 1"),
+        ] = "0.5",
+        k: Annotated[
+            int | None, typer.Option("--k", help="k-means clusters (default: the score file's, else the library's).")
+        ] = None,
         compare: Annotated[
             list[Path] | None,
             typer.Option(
@@ -94,7 +67,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--pilot",
-                help="Train a small pilot (keep 0.3/0.5, 2 seeds) vs random; needs a built-in --source.",
+                help="Train a small pilot (keep 0.3/0.5, 2 seeds) vs random; needs a built-in --data.",
             ),
         ] = False,
         seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
@@ -105,71 +78,74 @@ def register(app: typer.Typer) -> None:
         from selfprune.cli import console
         from selfprune.cli import out as stdout
         from selfprune.evaluate.audit import audit, pilot_curve
+        from selfprune.evaluate.audit_inputs import (
+            aligned_scores,
+            cross_encoder_scores,
+            labelfree_recheck,
+            score_file_labels,
+        )
         from selfprune.io.atomic import write_json_atomic
+        from selfprune.io.labels import load_labels
         from selfprune.io.store import open_embeddings
         from selfprune.io.tables import read_scores
-        from selfprune.metrics import prototypes
         from selfprune.report.audit_report import write_audit_report
-        from selfprune.scores import Scores
 
+        column = score_column
+        budget = parse_keep(keep, caller="audit")
         src, ids, store_labels, emb_meta = open_embeddings(embeddings)
         x = np.asarray(src.to_array() if hasattr(src, "to_array") else src)
         table = read_scores(scores)
         if column not in table:
-            raise InvalidInputError(f"audit: --column {column!r} is not in {scores}; columns are {sorted(table)}")
-        s = table[column]
-        pos = align_ids(s.ids, ids, caller="audit", what=f"score file {scores.name}")
-        target = Scores(ids, s.values[pos], s.name, s.meta)
-        y = _read_labels(labels, ids, store_labels, table)
+            raise InvalidInputError(
+                f"audit: --score-column {column!r} is not in {scores}; columns are {sorted(table)}"
+            )
+        target = aligned_scores(table[column], ids, what=f"score file {scores.name}")
+        auto = store_labels if store_labels is not None else score_file_labels(table, ids)
+        y = load_labels(labels, ids, caller="audit", auto=auto)
         prox = None
         if proxy is not None:
             if proxy not in table:
                 raise InvalidInputError(f"audit: --proxy {proxy!r} is not in {scores}; columns are {sorted(table)}")
-            prox = table[proxy].values[align_ids(table[proxy].ids, ids, caller="audit", what="proxy column")]
+            prox = aligned_scores(table[proxy], ids, what="proxy column").values
         inputs, pilot_fn = None, None
-        if source is not None:
+        if data is not None:
             from selfprune.io.sources import load_source
 
-            ds = load_source(source, split=split)
-            inputs = np.asarray(ds.take(align_ids(ds.ids, ids, caller="audit", what=f"source {source!r}")))
+            ds = load_source(data, split=split)
+            inputs = np.asarray(ds.take(align_ids(ds.ids, ids, caller="audit", what=f"data {data!r}")))
             if pilot:
                 if ds.labels is None or y is None:
                     raise InvalidInputError("audit: --pilot needs labels")
                 from selfprune.evaluate.trainers import get_trainer
 
-                test = load_source(source, split="test")
+                test = load_source(data, split="test")
                 if test.labels is None:
-                    raise InvalidInputError(f"audit: --pilot needs a labelled test split of {source!r}")
+                    raise InvalidInputError(f"audit: --pilot needs a labelled test split of {data!r}")
                 pilot_fn = pilot_curve(inputs, y, np.asarray(test.items), test.labels, trainer=get_trainer("linear"))
         elif pilot:
-            raise InvalidInputError("audit: --pilot needs --source (a built-in with a test split)")
-        kk = k if k is not None else target.meta.get("k")
+            raise InvalidInputError("audit: --pilot needs --data (a built-in with a test split)")
         others = {}
         for path in compare or []:
             o_src, o_ids, _, o_meta = open_embeddings(path)
             ox = np.asarray(o_src.to_array() if hasattr(o_src, "to_array") else o_src)
-            ox = ox[align_ids(o_ids, ids, caller="audit", what=f"embeddings {path}")]
             label = str(o_meta.get("encoder", path.name))
-            others[label if label not in others else str(path)] = prototypes(
-                ox, k=int(kk or min(100, len(ox) // 4)), seeds=seed
-            )
-        score_fn = None
-        if target.meta.get("label_free"):
-            if inputs is None:
-                console.print(
-                    "label-free score without --source: its stability across clustering seeds is not rechecked"
-                )
-            else:
-                from selfprune.dynamics.train import labelfree_score_fn
+            others[label if label not in others else str(path)] = (o_ids, ox)
+        other_scores = cross_encoder_scores(others, ids, target_meta=target.meta, k=k, seed=seed)
+        score_fn, kk = labelfree_recheck(target, inputs, metric=column, k=k)
+        if target.meta.get("label_free") and inputs is None:
+            console.print("label-free score without --data: its stability across clustering seeds is not rechecked")
+        with console.status("auditing") as status:
 
-                settings = {"model": target.meta.get("model", "auto"), "epochs": int(target.meta.get("epochs", 2))}
-                score_fn = labelfree_score_fn(inputs, metric=column, **settings)
-                kk = kk if kk is not None else target.meta.get("pseudo_labels", {}).get("k")
-        with console.status("auditing (k-means restarts, null controls, bootstrap)..."):
-            report = audit(x, target, keep=keep, k=kk, labels=y, inputs=inputs, proxy=prox,
-                           other_scores=others or None, seed=seed, pilot=pilot_fn, score_fn=score_fn)  # fmt: skip
+            def step(name: str) -> None:
+                status.update(f"auditing: {name}")
+                if not console.is_terminal:
+                    console.print(f"audit: {name}", highlight=False)
+
+            report = audit(x, target, keep=budget, k=kk, labels=y, inputs=inputs, proxy=prox,
+                           other_scores=other_scores or None, seed=seed, pilot=pilot_fn, score_fn=score_fn,
+                           progress=step)  # fmt: skip
         doc = {**report.to_dict(), "inputs": {"embeddings": str(embeddings), "encoder": emb_meta.get("encoder"),
-                                              "scores": str(scores), "column": column, "keep": keep,
+                                              "scores": str(scores), "column": column, "keep": budget,
                                               "seed": seed}}  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "audit.json", doc)

@@ -10,30 +10,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from selfprune.commands._options import LABELS_HELP, parse_ints, parse_keep, progress_bar
 from selfprune.errors import InvalidInputError
-
-
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from selfprune.cli import console
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-def _parse_keep(text: str) -> float | int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidInputError(f"--keep must be a fraction in (0, 1] or a count, got {text!r}") from None
-    return int(value) if value > 1 and value.is_integer() else value
 
 
 def _encoder_settings(pairs: list[str] | None) -> dict:
@@ -55,7 +33,7 @@ def _encoder_settings(pairs: list[str] | None) -> dict:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog="Example: selfprune embed --data fashion-mnist --encoder pixels --out runs/fm/emb")
     def embed(
         data: Annotated[str, typer.Option(help="built-in name (fashion-mnist, digits) or a path")],
         out: Annotated[Path, typer.Option(help="store folder to write (resumed if it holds this run)")],
@@ -81,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         dataset = load_source(data, split=split, text_field=text_field, skip_corrupt=skip_corrupt)
         enc = get_encoder(encoder, **_encoder_settings(setting))
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"embed {dataset.name} with {encoder}", total=len(dataset))
             store = run_embed(
                 dataset,
@@ -150,12 +128,16 @@ def register(app: typer.Typer) -> None:
             f"{d['median']:.4f}, max {d['max']:.4f})"
         )
 
-    @app.command("select")
+    @app.command(
+        "select",
+        epilog="Example: selfprune select --scores runs/fm/scores.parquet --score-column prototypes --keep 0.5 "
+        "--policy hard --out runs/fm/kept.parquet",
+    )
     def select_cmd(
         scores: Annotated[Path, typer.Option(help="score Parquet")],
         out: Annotated[Path, typer.Option(help="kept ids Parquet (a .txt twin is written beside it)")],
-        keep: Annotated[str, typer.Option(help="fraction in (0, 1] or a count")],
-        column: Annotated[str | None, typer.Option(help="score column (default: the only one)")] = None,
+        keep: Annotated[str, typer.Option(help="fraction in (0, 1] or an integer count > 1")],
+        score_column: Annotated[str | None, typer.Option(help="score column (default: the only one)")] = None,
         policy: Annotated[
             str,
             typer.Option(
@@ -173,46 +155,48 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "0",
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
-        labels: Annotated[Path | None, typer.Option(help="labels .npy aligned with the score rows")] = None,
+        labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "auto",
         seed: Annotated[int, typer.Option(help="seed for random and stratified")] = 0,
         data: Annotated[
             str | None, typer.Option(help="labelled data for --policy auto pilots (built-in or path)")
         ] = None,
-        pilot_trainer: Annotated[str, typer.Option(help="trainer for --policy auto pilots")] = "linear",
-        pilot_seeds: Annotated[int, typer.Option(help="seeds for --policy auto pilots")] = 2,
+        pilot_model: Annotated[str, typer.Option(help="network of the --policy auto pilots")] = "linear",
+        pilot_n_seeds: Annotated[int, typer.Option(help="pilot runs per policy for --policy auto (seeds 0..n-1)")] = 2,
         embeddings: Annotated[Path | None, typer.Option(help="embeddings for --policy d2")] = None,
         neighbours: Annotated[int, typer.Option(help="kNN graph degree for --policy d2")] = 10,
     ) -> None:
         """Keep a fraction or count of examples by one score column; write the kept ids."""
         from selfprune.cli import out as stdout
+        from selfprune.io.labels import load_labels
         from selfprune.io.tables import read_scores, write_ids
         from selfprune.select import select, summarize
 
         table = read_scores(scores)
+        column = score_column
         if column is None:
             if len(table) != 1:
-                raise InvalidInputError(f"select: {scores} has several columns {list(table)}; pass --column")
+                raise InvalidInputError(f"select: {scores} has several columns {list(table)}; pass --score-column")
             column = next(iter(table))
         if column not in table:
             raise InvalidInputError(f"select: no column {column!r} in {scores}; columns are {list(table)}")
         s = table[column]
-        lab = np.load(labels, allow_pickle=False) if labels is not None else table.labels
+        lab = load_labels(labels, table.ids, caller="select", auto=table.labels)
         classes_from = "labels"
         if lab is None and table.pseudo_labels is not None:
             lab, classes_from = table.pseudo_labels, "pseudo-labels"
         if balance_classes and lab is None:
             raise InvalidInputError(
                 f"select: --balance-classes needs labels (or pseudo-labels); {scores} has no label or "
-                "pseudo_label column and no --labels was given"
+                "pseudo_label column and --labels gave none"
             )
         cutoff, cut_reason = _resolve_cutoff(cutoff, table, scores)
         if cut_reason:
             stdout.print(cut_reason)
-        keep_value = _parse_keep(keep)
+        keep_value = parse_keep(keep, caller="select")
         decision = None
         if policy == "auto":
             decision = _decide_auto(
-                s, keep_value, data, pilot_trainer, pilot_seeds, seed, cutoff, balance_classes, strata
+                s, keep_value, data, pilot_model, pilot_n_seeds, seed, cutoff, balance_classes, strata
             )
             stdout.print(f"auto policy, {decision.reason}")
             policy = decision.policy
@@ -291,35 +275,31 @@ def register(app: typer.Typer) -> None:
     def _select_d2(s, keep_value, embeddings, neighbours, seed):
         from selfprune.d2 import d2_select
         from selfprune.io.store import load_embeddings
-        from selfprune.select import Selection
 
         if embeddings is None:
             raise InvalidInputError("select: --policy d2 needs --embeddings")
-        ids, x = load_embeddings(embeddings)
-        kept = d2_select(s, x, keep_value, k=neighbours, ids=ids, seed=seed)
-        return Selection(
-            ids=kept, policy="d2", n_total=len(s), details={"keep": len(kept), "k": neighbours, "seed": seed}
-        )
+        x, ids, _, _ = load_embeddings(embeddings)
+        return d2_select(s, x, keep_value, k=neighbours, ids=ids, seed=seed)
 
-    @app.command()
+    @app.command(epilog="Example: selfprune demo --quick --out runs/demo")
     def demo(
         out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/demo"),
         quick: Annotated[bool, typer.Option(help="a small version that finishes in about 2 minutes")] = False,
         encoder: Annotated[
             str | None, typer.Option(help="encoder (default pixels)")
         ] = None,
-        trainer: Annotated[
+        model: Annotated[
             str | None, typer.Option(help="fixed classifier (default small-cnn, 3 epochs; mlp with --quick)")
         ] = None,
-        seeds: Annotated[int, typer.Option(help="training seeds per subset")] = 2,
+        n_seeds: Annotated[int, typer.Option(help="training runs per subset (seeds 0..n-1)")] = 2,
     ) -> None:
         """Fashion-MNIST end to end: label-free dynamics and prototypes vs random; table, plot, report."""
         from selfprune.cli import out as stdout
         from selfprune.demo import DemoConfig, run_demo
 
         cfg = DemoConfig.quick() if quick else DemoConfig()
-        cfg = cfg.replace(encoder=encoder, trainer=trainer, seeds=seeds)
-        with _progress() as bar:
+        cfg = cfg.replace(encoder=encoder, trainer=model, n_seeds=n_seeds)
+        with progress_bar() as bar:
             task = bar.add_task("demo", total=None)
 
             def report(msg: str, done: int | None = None, total: int | None = None) -> None:

@@ -9,27 +9,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from selfprune.commands._options import parse_keeps, progress_bar, split_list
 from selfprune.errors import InvalidInputError
 
 TORCH_TRAINERS = ("mlp", "small-cnn")
-
-
-def _split_list(text: str, option: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise InvalidInputError(f"curve: {option} is empty")
-    return items
-
-
-def _parse_keeps(text: str) -> list[float | int]:
-    out: list[float | int] = []
-    for t in _split_list(text, "--keep"):
-        try:
-            v = float(t)
-        except ValueError:
-            raise InvalidInputError(f"curve: --keep takes fractions in (0, 1] or counts, got {t!r}") from None
-        out.append(int(v) if v > 1 and v.is_integer() else v)
-    return out
 
 
 def _arrays(dataset, caller: str):
@@ -48,22 +31,26 @@ def _arrays(dataset, caller: str):
 
 
 def _trainer_settings(trainer: str, epochs: int | None, steps: int | None, threads: int | None) -> dict:
+    """The model's settings from the options that apply to it (torch models only take epochs etc.)."""
     if trainer in TORCH_TRAINERS:
         out: dict = {"steps": steps} if steps is not None else {"epochs": epochs if epochs is not None else 10}
         if threads is not None:
             out["threads"] = threads
         return out
     if threads is not None:
-        raise InvalidInputError(f"curve: --threads applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
+        raise InvalidInputError(f"curve: --threads applies to {TORCH_TRAINERS}, not to model {trainer!r}")
     if epochs is not None:
-        raise InvalidInputError(f"curve: --epochs applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
+        raise InvalidInputError(f"curve: --epochs applies to {TORCH_TRAINERS}, not to model {trainer!r}")
     if steps is not None:
-        raise InvalidInputError(f"curve: --steps applies to {TORCH_TRAINERS}, not to trainer {trainer!r}")
+        raise InvalidInputError(f"curve: --steps applies to {TORCH_TRAINERS}, not to model {trainer!r}")
     return {}
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(
+        epilog="Example: selfprune curve --data fashion-mnist --scores runs/fm/scores.parquet --policies hard,easy "
+        "--keep 0.1,0.3,0.5,1.0 --n-seeds 3 --model linear --out runs/fm/curve"
+    )
     def curve(
         data: Annotated[
             str,
@@ -82,30 +69,22 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[
             str, typer.Option(help="comma-separated fractions (or counts) to keep")
         ] = "0.1,0.2,0.3,0.5,0.7,1.0",
-        seeds: Annotated[int, typer.Option(help="seeds per point (0..seeds-1)")] = 3,
-        trainer: Annotated[str, typer.Option(help="linear, mlp or small-cnn")] = "linear",
+        n_seeds: Annotated[int, typer.Option(help="training runs per point (seeds 0..n-1)")] = 3,
+        model: Annotated[str, typer.Option(help="network trained: linear, mlp or small-cnn")] = "linear",
         epochs: Annotated[int | None, typer.Option(help="epochs per run (mlp, small-cnn; default 10)")] = None,
         steps: Annotated[int | None, typer.Option(help="equal optimisation steps per run instead of epochs")] = None,
         cutoff: Annotated[float, typer.Option(help="drop the hardest fraction first (label noise)")] = 0.0,
         balance_classes: Annotated[bool, typer.Option(help="give every class its share of the budget")] = False,
         strata: Annotated[int, typer.Option(help="strata for the stratified policy")] = 50,
-        pilot_trainer: Annotated[str, typer.Option(help="cheap trainer for the auto policy's pilots")] = "linear",
-        pilot_seeds: Annotated[int, typer.Option(help="pilot seeds for the auto policy")] = 2,
+        pilot_model: Annotated[str, typer.Option(help="cheap network for the auto policy's pilots")] = "linear",
+        pilot_n_seeds: Annotated[int, typer.Option(help="pilot runs per policy for auto (seeds 0..n-1)")] = 2,
         threads: Annotated[int | None, typer.Option(help="torch threads per training run (mlp, small-cnn)")] = None,
         bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")] = 200,
     ) -> None:
         """Train a fixed recipe on pruned subsets and on random subsets of equal size; fit power laws."""
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        from selfprune.cli import console
         from selfprune.cli import out as stdout
         from selfprune.evaluate.curve import scaling_curve, write_curve
+        from selfprune.evaluate.curve_summary import curve_summary
         from selfprune.evaluate.powerlaw import analyze_curve
         from selfprune.io.atomic import write_json_atomic
         from selfprune.io.sources import BUILTINS, load_source
@@ -124,18 +103,14 @@ def register(app: typer.Typer) -> None:
         x, y, ids = _arrays(train, "curve --data")
         xt, yt, _ = _arrays(test, "curve --test-data")
         table = read_scores(scores) if scores is not None else None
-        metric_list = _split_list(metrics, "--metrics") if metrics is not None else None
+        metric_list = split_list(metrics, caller="curve", option="--metrics") if metrics is not None else None
+        trainer = model
         settings = _trainer_settings(trainer, epochs, steps, threads)
-        if pilot_seeds < 1:
-            raise InvalidInputError(f"curve: --pilot-seeds must be >= 1, got {pilot_seeds}")
-        pols = _split_list(policies, "--policies")
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
+        if pilot_n_seeds < 1:
+            raise InvalidInputError(f"curve: --pilot-n-seeds must be >= 1, got {pilot_n_seeds}")
+        pols = split_list(policies, caller="curve", option="--policies")
+        keeps = parse_keeps(keep, caller="curve")
+        with progress_bar() as bar:
             task = bar.add_task(f"curve on {train.name} ({trainer})", total=None)
 
             def progress(done: int, total: int, row: dict) -> None:
@@ -155,15 +130,15 @@ def register(app: typer.Typer) -> None:
                 train_ids=ids,
                 metrics=metric_list,
                 policies=pols,
-                keep=_parse_keeps(keep),
-                seeds=seeds,
+                keep=keeps,
+                n_seeds=n_seeds,
                 trainer=trainer,
                 trainer_settings=settings,
                 cutoff=cutoff,
                 balance_classes=balance_classes,
                 strata=strata,
-                pilot_trainer=pilot_trainer,
-                pilot_seeds=tuple(range(pilot_seeds)),
+                pilot_trainer=pilot_model,
+                pilot_seeds=tuple(range(pilot_n_seeds)),
                 cache_dir=out / "cache",
                 progress=progress,
             )
@@ -186,27 +161,20 @@ def register(app: typer.Typer) -> None:
             title=f"{train.name}: test error vs kept examples",
         )
 
-        t = Table(title=f"{train.name}: test accuracy (%) over {seeds} seed(s), {trainer} {settings or ''}".strip())
+        t = Table(title=f"{train.name}: test accuracy (%) over {n_seeds} seed(s), {trainer} {settings or ''}".strip())
         for col in ("metric", "policy", "keep", "n", "mean", "± std", "min–max", "vs random"):
             t.add_column(col, justify="left" if col in ("metric", "policy") else "right")
-        verdicts = {(name, c.keep): c for name, cs in analysis.comparisons.items() for c in cs}
-        groups: dict[tuple[str, str, float], list[dict]] = {}
-        for r in result.rows:
-            groups.setdefault((r["metric"], r["policy"], r["keep"]), []).append(r)
-        for (m, p, k), rs in groups.items():
-            a = 100 * np.array([r["test_accuracy"] for r in rs])
-            chosen = sorted({r["chosen_policy"] for r in rs})
-            pol = p if p != "auto" else f"auto→{','.join(chosen)}"
-            c = verdicts.get((f"{m}/{p}", k))
-            vs = "" if c is None else f"{100 * c.diff:+.2f} ({c.verdict})"
+        for row in curve_summary(result, analysis):
+            pol = row["policy"] if row["policy"] != "auto" else f"auto→{','.join(row['chosen'])}"
+            vs = "" if row["vs_random"] is None else f"{row['vs_random']:+.2f} ({row['verdict']})"
             t.add_row(
-                m,
+                row["metric"],
                 pol,
-                f"{k:g}",
-                str(rs[0]["n_train"]),
-                f"{a.mean():.2f}",
-                f"{a.std():.2f}",
-                f"{a.min():.2f}–{a.max():.2f}",
+                f"{row['keep']:g}",
+                str(row["n_train"]),
+                f"{row['mean']:.2f}",
+                f"{row['std']:.2f}",
+                f"{row['min']:.2f}–{row['max']:.2f}",
                 vs,
             )
         stdout.print(t)

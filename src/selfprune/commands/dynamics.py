@@ -10,22 +10,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from selfprune.commands._options import progress_bar
 from selfprune.errors import InvalidInputError
-
-
-def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from selfprune.cli import console
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console, transient=False)  # fmt: skip
 
 
 def _load_labelled(data: str, split: str, limit: int | None, caller: str, *, need_labels: bool = True):
@@ -48,17 +34,21 @@ def _load_labelled(data: str, split: str, limit: int | None, caller: str, *, nee
 
 
 def _summary(table, title: str) -> Table:
+    from selfprune.report.summary import describe_table
+
     t = Table(title=title)
     for col in ("score", "mean", "min", "median", "max"):
         t.add_column(col, justify="right" if col != "score" else "left")
-    for name in table:
-        v = table[name].values
-        t.add_row(name, *(f"{f(v):.4g}" for f in (np.mean, np.min, np.median, np.max)))
+    for name, d in describe_table(table).items():
+        t.add_row(name, *(f"{d[key]:.4g}" for key in ("mean", "min", "median", "max")))
     return t
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(
+        epilog="Example: selfprune dynamics --data fashion-mnist --model small-cnn --epochs 10 --n-seeds 3 "
+        "--out runs/fm/dyn.parquet"
+    )
     def dynamics(
         data: Annotated[
             str, typer.Option(help="data: built-in name (fashion-mnist, digits) or a path")
@@ -82,9 +72,9 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[
             int | None, typer.Option(help="training epochs per seed (default 10; label-free 2)")
         ] = None,
-        seeds: Annotated[
+        n_seeds: Annotated[
             int | None,
-            typer.Option(help="independent runs, scores averaged (default 3; label-free 1)"),
+            typer.Option(help="number of independent runs, scores averaged (default 3; label-free 1)"),
         ] = None,
         batch_size: Annotated[int, typer.Option(help="mini-batch size")] = 128,
         lr: Annotated[float, typer.Option(help="Adam learning rate")] = 1e-3,
@@ -110,8 +100,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train proxy networks and write EL2N, GraNd, forgetting, AUM and cartography scores.
 
-        Example (label-free): selfprune dynamics --data fashion-mnist --pseudo-labels
-        runs/fm/pseudo.parquet --aum-threshold --out runs/fm/labelfree.parquet
+        Label-free: --pseudo-labels runs/fm/pseudo.parquet (from selfprune pseudo-labels) trains on
+        those instead of labels.
         """
         from selfprune.cli import out as stdout
         from selfprune.dynamics.scores import DYNAMICS_METRICS
@@ -120,17 +110,17 @@ def register(app: typer.Typer) -> None:
 
         label_free = pseudo_labels is not None
         x, y, ids, name = _load_labelled(data, split, limit, "dynamics", need_labels=not label_free)
-        defaults = LABELFREE_DEFAULTS if label_free else {"model": "small-cnn", "epochs": 10, "seeds": 3}
+        defaults = LABELFREE_DEFAULTS if label_free else {"model": "small-cnn", "epochs": 10, "n_seeds": 3}
         model = defaults["model"] if model is None else model
         epochs = defaults["epochs"] if epochs is None else epochs
-        seeds = defaults["seeds"] if seeds is None else seeds
+        seeds = defaults["n_seeds"] if n_seeds is None else n_seeds
         chosen = (
             tuple(m.strip() for m in metrics.split(",") if m.strip())
             if metrics is not None
             else (LABELFREE_DEFAULTS["metrics"] if label_free else DYNAMICS_METRICS)
         )
         pseudo = read_pseudo_labels(pseudo_labels) if label_free else None
-        with _progress() as bar:
+        with progress_bar() as bar:
             tasks: dict[str, int] = {}
 
             def progress(label: str, done: int, total: int) -> None:
@@ -140,13 +130,13 @@ def register(app: typer.Typer) -> None:
 
             if label_free:
                 res = labelfree_dynamics(
-                    x, pseudo, ids=ids, labels=y, model=model, epochs=epochs, seeds=seeds,
+                    x, pseudo, ids=ids, labels=y, model=model, epochs=epochs, n_seeds=seeds,
                     batch_size=batch_size, lr=lr, seed=seed, metrics=chosen,
                     aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
                 )  # fmt: skip
             else:
                 res = proxy_dynamics(
-                    x, y, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size,
+                    x, y, ids=ids, model=model, epochs=epochs, n_seeds=seeds, batch_size=batch_size,
                     lr=lr, metrics=chosen,
                     seed=seed, grand=grand, grand_epoch=grand_epoch, el2n_epoch=el2n_epoch,
                     aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
@@ -171,18 +161,17 @@ def register(app: typer.Typer) -> None:
                 f"{int(t.flagged.sum())} flagged as likely mislabelled"
             )
         if plot is not None:
+            from selfprune.dynamics.datamap import recorder_cartography
             from selfprune.dynamics.plot import data_map
-            from selfprune.metrics.cartography import cartography_stats
 
-            stats = cartography_stats(
-                np.stack([r.values("prob") for r in res.recorders]),
-                np.stack([r.values("correct") for r in res.recorders]),
-            )
-            data_map(stats, plot, title=f"{name} data map", seed=seed)
+            data_map(recorder_cartography(res.recorders), plot, title=f"{name} data map", seed=seed)
             stdout.print(f"wrote data map to {plot}")
         stdout.print(f"wrote {len(res.table)} scores for {len(ids):,} examples to {out}")
 
-    @app.command()
+    @app.command(
+        epilog="Example: selfprune memorization --data fashion-mnist --runs 20 --subset 0.7 --epochs 5 "
+        "--out runs/fm/mem.parquet"
+    )
     def memorization(
         data: Annotated[
             str, typer.Option(help="labelled data: built-in name (fashion-mnist, digits) or a path")
@@ -202,13 +191,13 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
         limit: Annotated[int | None, typer.Option(help="use only the first N examples")] = None,
     ) -> None:
-        """Feldman-Zhang memorization: P[correct | trained on it] - P[correct | held out]."""
+        """Feldman-Zhang memorization: P(correct | trained on it) - P(correct | held out)."""
         from selfprune.cli import out as stdout
         from selfprune.dynamics.train import proxy_memorization
         from selfprune.io.tables import write_scores
 
         x, y, ids, name = _load_labelled(data, split, limit, "memorization")
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"memorization runs on {name}", total=runs)
             scores = proxy_memorization(
                 x, y, ids=ids, model=model, runs=runs, subset=subset, epochs=epochs,

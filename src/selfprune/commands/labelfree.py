@@ -10,7 +10,10 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("pseudo-labels")
+    @app.command(
+        "pseudo-labels",
+        epilog="Example: selfprune pseudo-labels --embeddings runs/fm/emb --out runs/fm/pseudo.parquet",
+    )
     def pseudo_labels_cmd(
         embeddings: Annotated[Path, typer.Option(help="store folder, .npy, .npz or Parquet with a vector column")],
         out: Annotated[Path, typer.Option(help="Parquet to write: id, pseudo_label, confidence")],
@@ -24,18 +27,15 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int, typer.Option(help="passes of the neighbour head over its sample")] = 30,
         fit_rows: Annotated[int, typer.Option(help="rows the neighbour head trains on (a sample)")] = 100_000,
         seed: Annotated[int, typer.Option(help="seed of k-means and the head")] = 0,
-        column: Annotated[str | None, typer.Option(help="vector column of a Parquet file")] = None,
+        vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
     ) -> None:
-        """Cluster embeddings into pseudo-classes for label-free training dynamics.
-
-        Example: selfprune pseudo-labels --embeddings runs/fm/emb --out runs/fm/pseudo.parquet
-        """
+        """Cluster embeddings into pseudo-classes for label-free training dynamics."""
         from selfprune.cli import out as stdout
         from selfprune.io.store import open_embeddings
         from selfprune.io.tables import write_pseudo_labels
         from selfprune.metrics.pseudo import pseudo_labels
 
-        source, ids, labels, meta = open_embeddings(embeddings, column=column)
+        source, ids, labels, meta = open_embeddings(embeddings, column=vector_column)
         pl = pseudo_labels(
             source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,
             fit_rows=fit_rows, encoder=meta.get("encoder"),

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from selfprune.commands._options import stats_row
 from selfprune.errors import InvalidInputError
 
 DEFAULT_GRID = "0,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
@@ -15,13 +16,15 @@ DEFAULT_GRID = "0,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
 EmbOpt = Annotated[
     Path, typer.Option("--embeddings", help="Embedding store folder, .npy, .npz or Parquet file.")
 ]
-ColumnOpt = Annotated[
-    str | None, typer.Option("--column", help="Embedding column of a Parquet file.")
+VectorColumnOpt = Annotated[
+    str | None, typer.Option("--vector-column", help="Embedding column of a Parquet file.")
 ]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("dedup")
+    @app.command(
+        "dedup", epilog="Example: selfprune dedup --embeddings runs/fm/emb --eps 0.05 --k 100 --out runs/fm/dedup"
+    )
     def dedup(
         embeddings: EmbOpt,
         out: Annotated[Path, typer.Option("--out", help="Output folder.")],
@@ -43,7 +46,7 @@ def register(app: typer.Typer) -> None:
                 help="Also compare with the kept examples of the second-nearest cluster.",
             ),
         ] = True,
-        column: ColumnOpt = None,
+        vector_column: VectorColumnOpt = None,
         eps_sweep: Annotated[
             bool, typer.Option("--eps-sweep", help="Report the fraction removed per eps instead.")
         ] = False,
@@ -54,47 +57,51 @@ def register(app: typer.Typer) -> None:
         """Semantic dedup (SemDeDup): write OUT/kept.parquet and OUT/removed.parquet."""
         from selfprune.io.store import load_embeddings
 
-        ids, x = load_embeddings(embeddings, column=column)
+        x, ids, _, _ = load_embeddings(embeddings, column=vector_column)
         opts = {"k": k, "order": order, "seed": seed, "tile": tile, "cross_check": cross_check}
         if eps_sweep:
             _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
         else:
             _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
 
-    @app.command("density")
+    @app.command(
+        "density",
+        epilog="Example: selfprune density --embeddings runs/fm/emb --neighbours 10 --out runs/fm/density.parquet",
+    )
     def density(
         embeddings: EmbOpt,
         out: Annotated[Path, typer.Option("--out", help="Score Parquet file to write.")],
-        k: Annotated[int, typer.Option(help="Neighbours per example.")] = 10,
+        neighbours: Annotated[int, typer.Option(help="Neighbours per example (kNN degree).")] = 10,
         metric: Annotated[str, typer.Option(help="cosine or l2.")] = "cosine",
         index: Annotated[
             str, typer.Option(help="auto, flat (exact) or ivf (approximate).")
         ] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of the IVF sample (ivf only).")] = 0,
         name: Annotated[str, typer.Option(help="Score column name.")] = "density",
-        column: ColumnOpt = None,
+        vector_column: VectorColumnOpt = None,
     ) -> None:
-        """kNN density score (mean distance to the k nearest; sparse = hard) as a score file."""
-        import numpy as np
+        """kNN density score (mean distance to the nearest neighbours; sparse = hard) as a score file."""
         from rich.table import Table
 
         from selfprune.cli import out as stdout
         from selfprune.io.store import load_embeddings
         from selfprune.io.tables import write_scores
         from selfprune.metrics.density import knn_density
+        from selfprune.report.summary import describe
 
-        ids, x = load_embeddings(embeddings, column=column)
-        with _status(f"kNN density over {len(x):,} examples (k={k})"):
-            scores = knn_density(x, k=k, ids=ids, metric=metric, index=index, seed=seed, name=name)
+        x, ids, _, _ = load_embeddings(embeddings, column=vector_column)
+        with _progress_bar(f"kNN density over {len(x):,} examples ({neighbours} neighbours)") as bar:
+            task = bar.add_task("queries", total=len(x))
+            scores = knn_density(
+                x, k=neighbours, ids=ids, metric=metric, index=index, seed=seed, name=name,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
         write_scores(out, scores)
-        v = scores.values
-        table = Table(title=f"{name}: mean {metric} distance to {k} nearest (higher = sparser)")
+        d = describe(scores.values)
+        table = Table(title=f"{name}: mean {metric} distance to {neighbours} nearest (higher = sparser)")
         for col in ("examples", "min", "median", "mean", "max", "file"):
             table.add_column(col)
-        table.add_row(
-            f"{len(v):,}", f"{v.min():.4g}", f"{float(np.median(v)):.4g}",
-            f"{v.mean():.4g}", f"{v.max():.4g}", str(out),
-        )
+        table.add_row(f"{d['n']:,}", *stats_row(d), str(out))
         stdout.print(table)
 
 
@@ -110,22 +117,6 @@ def _parse_grid(text: str) -> list[float]:
     return sorted(set(values))
 
 
-class _status:
-    """A rich spinner on stderr for a step without a known length."""
-
-    def __init__(self, text: str) -> None:
-        from selfprune.cli import console
-
-        self._status = console.status(text)
-
-    def __enter__(self):
-        self._status.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._status.__exit__(*exc)
-
-
 def _progress_bar(total_text: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -139,11 +130,10 @@ def _progress_bar(total_text: str):
 
 def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source) -> None:
     import numpy as np
-    import pyarrow as pa
     from rich.table import Table
 
     from selfprune.cli import out as stdout
-    from selfprune.io.tables import write_ids, write_parquet
+    from selfprune.io.dedup import write_dedup
     from selfprune.metrics.semdedup import semdedup
 
     with _progress_bar("dedup: clusters") as bar:
@@ -157,16 +147,7 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source)
             cross_check=cross_check, progress=tick,
         )
 
-    meta = {**result.meta, "embeddings": str(source)}
-    write_ids(out / "kept.parquet", result.kept, meta=meta)
-    removed = pa.table(
-        {
-            "id": pa.array(result.removed),
-            "duplicate_of": pa.array(result.duplicate_of),
-            "similarity": pa.array(result.similarity, type=pa.float64()),
-        }
-    )
-    write_parquet(out / "removed.parquet", removed, meta)
+    write_dedup(out, result, meta={"embeddings": str(source)})
 
     table = Table(title=f"semantic dedup, eps={eps:g} (cosine > {1 - eps:g} to a kept example)")
     for col in ("examples", "kept", "removed", "removed %", "exact copies", "clusters", "largest"):
@@ -194,9 +175,9 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     from rich.table import Table
 
     from selfprune.cli import out as stdout
-    from selfprune.io.atomic import write_json_atomic
+    from selfprune.io.dedup import write_eps_sweep
     from selfprune.metrics.semdedup import semdedup_sweep
-    from selfprune.report.figures import save_png
+    from selfprune.report.redundancy import plot_eps_sweep
 
     with _progress_bar("eps sweep: clusters") as bar:
         task = bar.add_task("clusters", total=None)
@@ -215,32 +196,6 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     for e, r, f in zip(sweep.eps, sweep.n_removed, sweep.fraction_removed, strict=True):
         table.add_row(f"{e:g}", f"{1 - e:g}", f"{int(r):,}", f"{100 * f:.2f}")
     stdout.print(table)
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    ax.plot(sweep.eps, 100 * sweep.fraction_removed, marker="o")
-    ax.set_xlabel("eps (remove when cosine similarity > 1 - eps)")
-    ax.set_ylabel("examples removed (%)")
-    ax.set_title(f"SemDeDup eps sweep, N={sweep.n_examples:,}, k={k}")
-    if len(sweep.eps) > 1 and sweep.eps.min() >= 0 and sweep.eps[sweep.eps > 0].size:
-        ax.set_xscale("symlog", linthresh=float(sweep.eps[sweep.eps > 0].min()))
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    png = out / "eps_sweep.png"
-    save_png(fig, png)
-    plt.close(fig)
-    write_json_atomic(
-        out / "eps_sweep.json",
-        {
-            "eps": sweep.eps,
-            "n_removed": sweep.n_removed,
-            "fraction_removed": sweep.fraction_removed,
-            "n_examples": sweep.n_examples,
-            "meta": sweep.meta,
-        },
-    )
+    png = plot_eps_sweep(sweep, out / "eps_sweep.png", k=k)
+    write_eps_sweep(out / "eps_sweep.json", sweep)
     stdout.print(f"wrote {png} and {out / 'eps_sweep.json'}")

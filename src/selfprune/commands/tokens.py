@@ -7,11 +7,17 @@ from typing import Annotated
 
 import typer
 
+from selfprune.commands._options import parse_keeps, progress_bar
+
 DEFAULT = "smollm2-135m"
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("tokens")
+    @app.command(
+        "tokens",
+        epilog="Example: selfprune tokens --chains chains.jsonl --model smollm2-135m --keep 0.3,0.5,0.7 "
+        "--out runs/tokens",
+    )
     def tokens(
         chains: Annotated[Path, typer.Option(help="JSONL with question, chain, answer per row")],
         out: Annotated[Path, typer.Option(help="output folder (resumed if it holds this run)")],
@@ -19,7 +25,7 @@ def register(app: typer.Typer) -> None:
         objective: Annotated[str, typer.Option(help="answer: log p(answer | question, kept chain); joint: "
                                                "plus the kept chain's own mean log-likelihood")] = "answer",
         joint_weight: Annotated[float, typer.Option(help="weight of the chain term for --objective joint")] = 1.0,
-        keep: Annotated[str, typer.Option(help="keep ratios, comma-separated, each in (0, 1)")] = "0.3,0.5,0.7",
+        keep: Annotated[str, typer.Option(help="keep ratios of a chain, comma-separated, in (0, 1)")] = "0.3,0.5,0.7",
         unit: Annotated[str, typer.Option(help="prune model tokens or whole words: token, word")] = "token",
         search: Annotated[str, typer.Option(help="exact (fast, exact), naive (reference), approx")] = "exact",
         per_step: Annotated[int, typer.Option(help="approx: deletions per round")] = 2,
@@ -45,22 +51,27 @@ def register(app: typer.Typer) -> None:
         from selfprune.tokens.prune import TokenPruner, prune_chains
         from selfprune.tokens.report import retention_markdown, write_outputs
 
+        keeps = parse_keeps(keep, caller="tokens")
         records = read_chains(chains)
         if limit is not None:
             records = records[: check_int(limit, caller="selfprune tokens", name="--limit")]
         with console.status(f"loading {model}"):
             lm = load_causal_lm(model, dtype=dtype, threads=threads)
-        pruner = TokenPruner(lm, objective=objective, joint_weight=joint_weight, keep=keep,
+        pruner = TokenPruner(lm, objective=objective, joint_weight=joint_weight, keep=keeps,
                              unit=unit, search=search, per_step=per_step, rescore=rescore, prerank=prerank,
                              prompt=prompt, connector=connector, baselines=baselines,
                              curve_step=curve_step, seed=seed, batch_tokens=batch_tokens)
 
-        def report(i: int, n: int, res: dict, reused: bool) -> None:
-            how = "reused checkpoint" if reused else f"{res['search']['seconds']:.1f} s"
-            console.print(f"[{i + 1}/{n}] {res['id']}: {res['n_tokens']} tokens, "
-                          f"{res['steps_run']} deletions ({how})", highlight=False)
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task("pruning chains", total=len(records))
 
-        results = prune_chains(records, pruner, out, restart=restart, on_chain=report)
+            def report(i: int, n: int, res, reused: bool) -> None:
+                how = "reused checkpoint" if reused else f"{res.search.seconds:.1f} s"
+                bar.console.print(f"[{i + 1}/{n}] {res.id}: {res.n_tokens} tokens, "
+                                  f"{res.steps_run} deletions ({how})", highlight=False, markup=False)
+                bar.update(task, completed=i + 1)
+
+            results = prune_chains(records, pruner, out, restart=restart, on_chain=report)
         paths = write_outputs(results, out, pruner.config())
         from selfprune.tokens.report import retention_table
 
@@ -68,7 +79,9 @@ def register(app: typer.Typer) -> None:
         stdout.print(f"wrote {len(results)} pruned chains to {out} "
                      f"({', '.join(p.name for p in paths.values())})", highlight=False)
 
-    @app.command("tokens-generate")
+    @app.command(
+        "tokens-generate", epilog="Example: selfprune tokens-generate --n 100 --seed 0 --out chains.jsonl"
+    )
     def tokens_generate(
         out: Annotated[Path, typer.Option(help="JSONL file to write")],
         n: Annotated[int, typer.Option(help="number of problems")] = 100,

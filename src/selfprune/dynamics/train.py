@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from selfprune._checks import SeedLike, align_ids, as_rng, check_ids, check_int, check_labels, seed_int
+from selfprune._seeds import refuse_seeds
 from selfprune.dynamics.recorder import Recorder
 from selfprune.dynamics.scores import DYNAMICS_METRICS, dynamics_scores
 from selfprune.errors import InvalidInputError, StoreError, require
@@ -26,7 +27,8 @@ from selfprune.metrics.memorization import memorization, subset_masks
 from selfprune.scores import Scores, ScoreTable
 
 Progress = Callable[[str, int, int], None]
-LABELFREE_DEFAULTS = {"model": "auto", "epochs": 2, "seeds": 1, "metrics": ("el2n", "aum", "forgetting")}
+_RUNS_HINT = "give the number of runs as n_seeds= (their seeds derive from seed=)"
+LABELFREE_DEFAULTS = {"model": "auto", "epochs": 2, "n_seeds": 1, "metrics": ("el2n", "aum", "forgetting")}
 """Proxy recipe of :func:`labelfree_dynamics`: ``auto`` = small-cnn on images, mlp on vectors;
 two epochs, one run (cheaper than one 3-epoch training of the same network on all the data)."""
 GRAND_CHOICES = ("none", "last", "full", "both")
@@ -124,7 +126,8 @@ def proxy_dynamics(
     ids=None,
     model: str = "small-cnn",
     epochs: int = 10,
-    seeds: int = 3,
+    n_seeds: int = 3,
+    seeds: None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: SeedLike = 0,
@@ -136,7 +139,7 @@ def proxy_dynamics(
     path: str | Path | None = None,
     progress: Progress | None = None,
 ) -> DynamicsResult:
-    """Train ``seeds`` proxy networks on (x, labels) and score every example.
+    """Train ``n_seeds`` proxy networks on (x, labels) and score every example.
 
     ``x``: (N, H, W[, C]) uint8 images or (N, D) features. Returns a :class:`DynamicsResult` whose
     table holds the recorder metrics plus GraNd after ``grand_epoch`` epochs, averaged over seeds:
@@ -150,7 +153,8 @@ def proxy_dynamics(
     torch = require("torch", "torch")
     x, y, ids = _prepare(x, labels, ids, "proxy_dynamics")
     epochs = check_int(epochs, caller="proxy_dynamics", name="epochs")
-    seeds = check_int(seeds, caller="proxy_dynamics", name="seeds")
+    refuse_seeds(seeds, caller="proxy_dynamics", hint=_RUNS_HINT)
+    seeds = check_int(n_seeds, caller="proxy_dynamics", name="n_seeds")
     batch_size = check_int(batch_size, caller="proxy_dynamics", name="batch_size")
     grand_epoch = check_int(
         grand_epoch, caller="proxy_dynamics", name="grand_epoch", low=0, high=epochs
@@ -299,7 +303,8 @@ def labelfree_dynamics(
     labels=None,
     model: str = "auto",
     epochs: int = 2,
-    seeds: int = 1,
+    n_seeds: int = 1,
+    seeds: None = None,
     batch_size: int = 128,
     lr: float = 1e-3,
     seed: SeedLike = 0,
@@ -321,6 +326,8 @@ def labelfree_dynamics(
     from selfprune.metrics.pseudo import PseudoLabels
 
     caller = "labelfree_dynamics"
+    refuse_seeds(seeds, caller=caller, hint=_RUNS_HINT)
+    seeds = n_seeds
     if not isinstance(pseudo, PseudoLabels):
         raise InvalidInputError(f"{caller}: pseudo must be a PseudoLabels, got {type(pseudo).__name__}")
     xa = np.asarray(x)
@@ -344,7 +351,7 @@ def labelfree_dynamics(
     if model == "auto":
         model = "small-cnn" if xa.ndim >= 3 else "mlp"
     res = proxy_dynamics(
-        xa, y_pseudo, ids=ids, model=model, epochs=epochs, seeds=seeds, batch_size=batch_size, lr=lr,
+        xa, y_pseudo, ids=ids, model=model, epochs=epochs, n_seeds=seeds, batch_size=batch_size, lr=lr,
         seed=seed, metrics=metrics, grand="none", aum_threshold_runs=aum_threshold_runs, path=path,
         progress=progress,
     )  # fmt: skip

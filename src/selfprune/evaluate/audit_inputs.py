@@ -44,7 +44,7 @@ def cross_encoder_scores(
     out: dict[str, Scores] = {}
     for name, (o_ids, ox) in others.items():
         rows = np.asarray(ox)[align_ids(o_ids, ids, caller=caller, what=f"embeddings {name}")]
-        out[name] = prototypes(rows, k=int(kk), seeds=seed)
+        out[name] = prototypes(rows, k=int(kk), seed=seed)
     return out
 
 
@@ -53,7 +53,7 @@ def labelfree_recheck(
 ) -> tuple[Callable[..., np.ndarray] | None, int | None]:
     """``(score_fn, k)`` for auditing a label-free score: a function that reruns its pipeline
     (pseudo-labels, then the proxy on ``inputs``) under other seeds and k, and the k to audit with
-    (``k``, else the score's pseudo-label k). ``(None, k)`` for a score that is not label-free or
+    (``k``, else the score's own k, else its pseudo-label k). ``(None, k)`` for a score that is not label-free or
     when ``inputs`` is None (its stability is then not rechecked).
     """
     if not target.meta.get("label_free") or inputs is None:
@@ -62,4 +62,13 @@ def labelfree_recheck(
 
     settings = {"model": target.meta.get("model", "auto"), "epochs": int(target.meta.get("epochs", 2))}
     score_fn = labelfree_score_fn(inputs, metric=metric, **settings)
+    if k is None:
+        k = target.meta.get("k")
     return score_fn, k if k is not None else target.meta.get("pseudo_labels", {}).get("k")
+
+
+def score_file_labels(table, ids, *, caller: str = "audit") -> np.ndarray | None:
+    """The ``label`` column of a :class:`~selfprune.scores.ScoreTable` in the order of ``ids``, or None."""
+    if table.labels is None:
+        return None
+    return np.asarray(table.labels, dtype=np.int64)[align_ids(table.ids, ids, caller=caller, what="score file")]

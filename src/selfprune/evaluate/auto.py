@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import align_ids, as_rng, check_ids, check_labels, resolve_keep
+from selfprune._seeds import seed_list as seed_list_of
 from selfprune.errors import InvalidInputError
 from selfprune.scores import Scores
 
@@ -80,7 +81,8 @@ def decide_policy(
     y_val=None,
     trainer: str | Callable = "linear",
     trainer_settings: dict[str, Any] | None = None,
-    seeds: Sequence[int] = (0, 1),
+    n_seeds: int | None = None,
+    seeds: Sequence[int] | None = None,
     seed: int = 0,
     candidates: Sequence[str] = CANDIDATES,
     val_fraction: float = 0.2,
@@ -94,7 +96,8 @@ def decide_policy(
     unless ``x_ids`` names them (then they are aligned by id). Without ``x_val``/``y_val`` a
     random ``val_fraction`` of the scored examples (drawn with ``seed``) is held out for validation
     and the pilots keep the same *fraction* of the rest; each pilot seed draws its own split, so the
-    seed spread includes validation noise. Each policy in ``candidates`` and
+    seed spread includes validation noise. The pilot seeds are ``0..n_seeds-1`` (default 2) or the
+    list ``seeds``. Each policy in ``candidates`` and
     ``random`` is trained with ``trainer`` on its subset once per pilot seed. The candidate with
     the best mean validation accuracy (ties: the earlier in ``candidates``) is returned only when
     it beats ``random`` beyond the seed spread: at least 2 pilot seeds and its worst seed above
@@ -114,9 +117,7 @@ def decide_policy(
     if not cands or bad:
         allowed = tuple(p for p in POLICIES if p != "random")
         raise InvalidInputError(f"{caller}: candidates must be a non-empty subset of {allowed}, got {cands!r}")
-    seeds = tuple(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in seeds):
-        raise InvalidInputError(f"{caller}: seeds must be a non-empty list of non-negative ints, got {seeds!r}")
+    seeds = seed_list_of(seeds, n_seeds, caller=caller, default=2)
     if not isinstance(val_fraction, numbers.Real) or not 0.0 < float(val_fraction) < 1.0:
         raise InvalidInputError(f"{caller}: val_fraction must be in (0, 1), got {val_fraction!r}")
     x_arr = np.asarray(x)

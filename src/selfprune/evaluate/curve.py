@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import align_ids, check_ids, check_int, check_labels, resolve_keep
+from selfprune._seeds import seed_list as seed_list_of
 from selfprune.errors import DataSourceError, InvalidInputError
 from selfprune.evaluate.auto import PolicyDecision, _resolve_trainer, decide_policy
 from selfprune.evaluate.trainers import TrainResult
@@ -251,22 +251,6 @@ def _check_score_names(items: list[Scores]) -> list[Scores]:
     return items
 
 
-def _seeds(seeds) -> tuple[int, ...]:
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise InvalidInputError(f"scaling_curve: seeds must be >= 1 (a count) or a list, got {seeds}")
-        return tuple(range(int(seeds)))
-    try:
-        out = tuple(seeds)
-    except TypeError:
-        raise InvalidInputError(f"scaling_curve: seeds must be a count or a list of ints, got {seeds!r}") from None
-    if not out or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in out):
-        raise InvalidInputError(f"scaling_curve: seeds must be non-negative ints, got {out!r}")
-    if len(set(out)) != len(out):
-        raise InvalidInputError(f"scaling_curve: seeds repeat: {out!r}")
-    return tuple(int(s) for s in out)
-
-
 def scaling_curve(
     scores: Scores | ScoreTable | Sequence[Scores] | None,
     *,
@@ -278,7 +262,8 @@ def scaling_curve(
     metrics: Sequence[str] | None = None,
     policies: Sequence[str] = ("hard",),
     keep: Sequence[float | int] = DEFAULT_KEEP,
-    seeds: int | Sequence[int] = 3,
+    n_seeds: int | None = None,
+    seeds: Sequence[int] | None = None,
     trainer: str | Callable = "linear",
     trainer_settings: Mapping[str, Any] | None = None,
     trainer_key: str | None = None,
@@ -286,7 +271,8 @@ def scaling_curve(
     balance_classes: bool = False,
     strata: int = 50,
     pilot_trainer: str | Callable = "linear",
-    pilot_seeds: Sequence[int] = (0, 1),
+    pilot_n_seeds: int | None = None,
+    pilot_seeds: Sequence[int] | None = None,
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     jobs: int = 1,
@@ -296,10 +282,12 @@ def scaling_curve(
     ``x_train`` (N, ...) / ``y_train`` (N,) hold the training examples with ids ``train_ids``
     (default ``0..N-1``); the scored ids are the pool that every subset is drawn from (all metrics
     must score the same ids; without scores the pool is all of ``x_train``). ``keep`` entries are
-    fractions of the pool or counts. ``seeds`` is a count (``0..k-1``) or a list; a run's seed
-    drives both the random selection and the training. ``policies`` are ``select`` policies plus
-    ``auto``, which asks :func:`~selfprune.evaluate.auto.decide_policy` (pilot runs with
-    ``pilot_trainer`` on a held-out part of the pool, never the test set) once per metric and keep.
+    fractions of the pool or counts. ``n_seeds`` runs use seeds ``0..n_seeds-1`` (default 3);
+    ``seeds`` lists them instead; a run's seed drives both the random selection and the training.
+    ``policies`` are ``select`` policies plus ``auto``, which asks
+    :func:`~selfprune.evaluate.auto.decide_policy` (pilot runs with ``pilot_trainer``
+    on a held-out part of the pool, never the test set, over ``pilot_n_seeds``
+    (default 2) or ``pilot_seeds``) once per metric and keep.
     ``trainer`` is a registry name (with ``trainer_settings``, e.g. ``{"epochs": 10}`` or
     ``{"steps": 2000}``) or any ``(x_train, y_train, x_test, y_test, *, seed) -> TrainResult``.
     ``progress(done, total, row)`` is called after each trained run. ``jobs`` > 1 trains the
@@ -311,7 +299,8 @@ def scaling_curve(
     pols = tuple(policies)
     if not pols or any(p not in CURVE_POLICIES for p in pols) or len(set(pols)) != len(pols):
         raise InvalidInputError(f"{caller}: policies must be distinct values from {CURVE_POLICIES}, got {pols!r}")
-    seed_list = _seeds(seeds)
+    seed_list = seed_list_of(seeds, n_seeds, caller=caller, default=3)
+    pilot_seeds = seed_list_of(pilot_seeds, pilot_n_seeds, caller=caller, default=2, name="pilot_seeds")
     x_tr = np.asarray(x_train)
     y_tr = check_labels(y_train, len(x_tr), caller=caller)
     ids = check_ids(train_ids, len(x_tr), caller=caller)

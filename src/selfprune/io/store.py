@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -200,16 +200,30 @@ class EmbeddingStore:
         return f"EmbeddingStore({str(self.path)!r}, n={len(self)}, dim={self.dim}, encoder={self.encoder!r})"
 
 
-def open_embeddings(path: str | os.PathLike, *, column: str | None = None):
+class Embeddings(NamedTuple):
+    """Embeddings with their row ids: ``x`` (an (N, D) float32 array, or an EmbeddingStore that
+    streams it), ``ids`` (N,), ``labels`` (N,) or None, and ``meta`` (the encoder and its settings).
+
+    It unpacks in that order: ``x, ids, labels, meta = open_embeddings(path)``.
+    """
+
+    x: Any
+    ids: np.ndarray
+    labels: np.ndarray | None
+    meta: dict[str, Any]
+
+
+def open_embeddings(path: str | os.PathLike, *, column: str | None = None) -> Embeddings:
     """Open embeddings for streaming: an EmbeddingStore folder, or load a file into memory.
 
-    Returns ``(source, ids, labels, meta)`` where ``source`` is an EmbeddingStore or an array.
+    Returns :class:`Embeddings` whose ``x`` is the EmbeddingStore (a folder) or an array (a file).
     """
     p = Path(path)
     if p.is_dir():
         store = EmbeddingStore(p)
         store._require_complete()
-        return store, store.ids, store.labels, {"encoder": store.encoder, **store.manifest.get("params", {})}
+        meta = {"encoder": store.encoder, **store.manifest.get("params", {})}
+        return Embeddings(store, store.ids, store.labels, meta)
     if not p.is_file():
         raise DataSourceError(f"embeddings not found: {p}")
     if p.suffix == ".npy":
@@ -239,11 +253,12 @@ def open_embeddings(path: str | os.PathLike, *, column: str | None = None):
         ids = check_ids(ids, len(x), caller=f"embeddings {p.name}")
     except InvalidInputError as exc:
         raise DataSourceError(str(exc)) from exc
-    return x, ids, labels, {"encoder": f"file:{p.name}"}
+    return Embeddings(x, ids, labels, {"encoder": f"file:{p.name}"})
 
 
-def load_embeddings(path: str | os.PathLike, *, column: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, embeddings)`` in memory from a store folder, ``.npy``, ``.npz`` or Parquet file."""
-    source, ids, _, _ = open_embeddings(path, column=column)
-    x = source.to_array() if isinstance(source, EmbeddingStore) else source
-    return ids, check_embeddings(x, caller="load_embeddings")
+def load_embeddings(path: str | os.PathLike, *, column: str | None = None) -> Embeddings:
+    """:class:`Embeddings` in memory (``x`` an (N, D) float32 array) from a store folder, ``.npy``,
+    ``.npz`` or Parquet file: ``x, ids, labels, meta = load_embeddings(path)``."""
+    opened = open_embeddings(path, column=column)
+    x = opened.x.to_array() if isinstance(opened.x, EmbeddingStore) else opened.x
+    return opened._replace(x=check_embeddings(x, caller="load_embeddings"))

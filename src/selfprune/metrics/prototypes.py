@@ -6,11 +6,12 @@ centroid: 0 for an example sitting on a prototype, up to 2 for one pointing away
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, check_labels, seed_int
+from selfprune._seeds import seed_list as seed_list_of
 from selfprune.engine.local import map_chunks, sample_rows
 from selfprune.errors import InvalidInputError
 from selfprune.metrics._kmeans import fit_centroids, nearest_similarity, normalize_rows
@@ -33,7 +34,9 @@ def prototypes(
     embeddings,
     *,
     k: int = DEFAULT_K,
-    seeds: int | tuple[int, ...] | list[int] = 0,
+    seed: int = 0,
+    n_seeds: int | None = None,
+    seeds: Sequence[int] | None = None,
     ids=None,
     niter: int = 20,
     max_points_per_centroid: int = 256,
@@ -44,7 +47,8 @@ def prototypes(
 
     ``embeddings`` is an (N, D) array or an :class:`~selfprune.io.store.EmbeddingStore` (streamed
     chunk by chunk). Rows are L2-normalised. Centroids are fitted on a sample of at most
-    ``k * max_points_per_centroid`` rows. Several ``seeds`` average the score over k-means restarts.
+    ``k * max_points_per_centroid`` rows. ``seed`` seeds the k-means fit; ``n_seeds`` (seeds
+    ``0..n-1``) or ``seeds`` (a list) instead average the score over several k-means restarts.
     Higher = harder (far from every prototype). ``progress(done, total)`` is called after each
     chunk is scored (rows done over all seeds, of ``N x len(seeds)``).
     """
@@ -54,11 +58,15 @@ def prototypes(
     check_int(k, caller=caller, name="k", low=1)
     if k > n:
         raise InvalidInputError(f"prototypes: k={k} is larger than the number of examples ({n})")
-    seed_list = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
-    if not seed_list:
-        raise InvalidInputError("prototypes: seeds must name at least one seed")
-    for s in seed_list:
-        as_rng(s, caller=caller)
+    if seeds is None and n_seeds is None:
+        seed = check_int(seed, caller=caller, name="seed", low=0)
+        seed_list = [seed]
+    elif seed != 0:
+        raise InvalidInputError(
+            f"prototypes: give seed= (one k-means run) or n_seeds=/seeds= (restarts), not both; got seed={seed!r}"
+        )
+    else:
+        seed_list = list(seed_list_of(seeds, n_seeds, caller=caller))
     if ids is None and hasattr(x, "ids"):
         ids = x.ids
     ids = check_ids(ids, n, caller=caller)

@@ -1,9 +1,10 @@
 """Prune reasoning chains: one chain with :class:`TokenPruner`, a whole file with :func:`prune_chains`.
 
-:meth:`TokenPruner.prune` returns one plain dict per chain (JSON-ready): every chain token with its
-``text``, ``position``, ``category`` and ``deleted_step`` (1 = deleted first, 0 = never deleted
-within the asked range) and the baselines' steps; the greedy-pruned chain at each keep ratio; the
-answer log-likelihood of every method at every curve point.
+:meth:`TokenPruner.prune` returns one :class:`~selfprune.tokens.results.ChainResult` per chain
+(``to_dict()`` is its JSON row): every chain token with its ``text``, ``position``, ``category``
+and ``deleted_step`` (1 = deleted first, 0 = never deleted within the asked range) and the
+baselines' steps; the greedy-pruned chain at each keep ratio; the answer log-likelihood of every
+method at every curve point.
 
 :func:`prune_chains` runs a list of records into an output folder, one checkpoint file per chain,
 so a killed run resumes where it stopped and gives the same results.
@@ -40,6 +41,7 @@ from selfprune.tokens.objective import (
     build_layout,
     score_sequences,
 )
+from selfprune.tokens.results import ChainResult, ObjectiveTrace, PrunedText, SearchStats, TokenRow
 from selfprune.tokens.tagger import tag_tokens
 
 METHODS = ("greedy", *BASELINES)
@@ -148,8 +150,8 @@ class TokenPruner:
         return self.lm.tokenizer.decode(list(ids), skip_special_tokens=False,
                                         clean_up_tokenization_spaces=False)
 
-    def prune(self, record: ChainRecord | dict[str, Any]) -> dict[str, Any]:
-        """Prune one chain; returns its JSON-ready result (see the module docstring)."""
+    def prune(self, record: ChainRecord | dict[str, Any]) -> ChainResult:
+        """Prune one chain; returns its :class:`~selfprune.tokens.results.ChainResult`."""
         rec = record if isinstance(record, ChainRecord) else as_records([record])[0]
         layout = build_layout(self.lm.tokenizer, rec.question, rec.chain, rec.answer,
                               prompt=self.prompt, connector=self.connector, unit=self.unit)
@@ -198,28 +200,26 @@ class TokenPruner:
         tokens = []
         for t, tid in enumerate(layout.chain):
             s, e = layout.spans[t]
-            row = {"position": t, "text": layout.chain_text[s:e],
-                   "token_id": int(tid), "unit": int(unit_of[t]), "category": cats[t],
-                   "deleted_step": int(steps["greedy"][unit_of[t]]),
-                   "surprisal": round(float(token_surprisal[t]), 6)}
-            for name in BASELINES if self.baselines else ():
-                row[f"{name}_step"] = int(steps[name][unit_of[t]])
-            tokens.append(row)
+            tokens.append(TokenRow(
+                position=t, text=layout.chain_text[s:e], token_id=int(tid), unit=int(unit_of[t]),
+                category=cats[t], deleted_step=int(steps["greedy"][unit_of[t]]),
+                surprisal=round(float(token_surprisal[t]), 6),
+                baseline_steps={name: int(steps[name][unit_of[t]]) for name in BASELINES} if self.baselines else {},
+            ))
         pruned = {}
         for r, k in counts.items():
             kept_units = sorted(set(range(n_units)) - set(result.order[: n_units - k]))
             ids = [layout.chain[t] for t in layout.unit_tokens(kept_units)]
-            pruned[keep_key(r)] = {"text": self._decode(ids), "units": k, "tokens": len(ids)}
-        return {
-            **rec.extra, "id": rec.id, "question": rec.question, "chain": rec.chain,
-            "answer": rec.answer, "n_tokens": len(layout.chain), "n_units": n_units,
-            "unit": self.unit, "steps_run": n_steps, "tokens": tokens, "pruned": pruned,
-            "objective": {"kind": self.objective.kind, "full": result.initial,
-                          "after_step": [None if math.isnan(v) else v for v in result.values]},
-            "retention": {"empty": float(ans_lp[0]), **retention},
-            "search": {**result.meta, "seconds": round(search_seconds, 3),
-                       "forward_tokens": result.forward_tokens},
-        }
+            pruned[keep_key(r)] = PrunedText(text=self._decode(ids), units=k, tokens=len(ids))
+        return ChainResult(
+            id=rec.id, question=rec.question, chain=rec.chain, answer=rec.answer, n_tokens=len(layout.chain),
+            n_units=n_units, unit=self.unit, steps_run=n_steps, tokens=tokens, pruned=pruned,
+            objective=ObjectiveTrace(kind=self.objective.kind, full=result.initial,
+                                     after_step=[None if math.isnan(v) else v for v in result.values]),
+            empty_logp=float(ans_lp[0]), retention=retention,
+            search=SearchStats(**result.meta, seconds=round(search_seconds, 3), forward_tokens=result.forward_tokens),
+            extra=dict(rec.extra),
+        )
 
 
 def _unit_steps(order: Sequence[int], n_units: int, n_steps: int) -> np.ndarray:
@@ -241,8 +241,8 @@ def _record_digest(record: ChainRecord) -> str:
 
 def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenPruner,
                  out: str | os.PathLike, *, restart: bool = False,
-                 on_chain: Callable[[int, int, dict[str, Any], bool], None] | None = None,
-                 ) -> list[dict[str, Any]]:
+                 on_chain: Callable[[int, int, ChainResult, bool], None] | None = None,
+                 ) -> list[ChainResult]:
     """Prune every record into ``out/chains/NNNNNN.json`` (atomic, one file per chain).
 
     ``out/run.json`` records the settings. Rerunning into the same folder with the same settings
@@ -271,7 +271,7 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
             f.unlink()
     write_json_atomic(manifest_path, manifest)
     chains_dir.mkdir(parents=True, exist_ok=True)
-    results: list[dict[str, Any]] = []
+    results: list[ChainResult] = []
     for i, rec in enumerate(recs):
         path = chains_dir / f"{i:06d}.json"
         digest = _record_digest(rec)
@@ -280,14 +280,14 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
             try:
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("record_sha256") == digest:
-                    res = saved["result"]
-            except (OSError, ValueError, AttributeError, KeyError):
+                    res = ChainResult.from_dict(saved["result"])
+            except (OSError, ValueError, AttributeError, KeyError, TypeError):
                 res = None
         reused = res is not None
         if res is None:
             res = pruner.prune(rec)
             # key order kept (not sorted), so a resumed run writes byte-identical outputs
-            write_text_atomic(path, json.dumps({"record_sha256": digest, "result": res}, ensure_ascii=False))
+            write_text_atomic(path, json.dumps({"record_sha256": digest, "result": res.to_dict()}, ensure_ascii=False))
         results.append(res)
         if on_chain is not None:
             on_chain(i, len(recs), res, reused)

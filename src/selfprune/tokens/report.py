@@ -1,7 +1,7 @@
 """Summaries of pruned chains: retention table, category table, curves, and the output files.
 
-All functions take the per-chain result dicts of :meth:`TokenPruner.prune` (or the files that
-:func:`prune_chains` wrote) and return plain values; :func:`write_outputs` writes them.
+All functions take the per-chain results of :meth:`TokenPruner.prune` (or :func:`prune_chains`)
+and return typed values (:mod:`selfprune.tokens.results`); :func:`write_outputs` writes them.
 """
 
 from __future__ import annotations
@@ -19,56 +19,56 @@ import numpy as np
 from selfprune.errors import InvalidInputError
 from selfprune.io.atomic import write_json_atomic, write_text_atomic
 from selfprune.report.figures import save_png
+from selfprune.tokens.results import CategoryRow, ChainResult, MethodCurve, RetentionTable
 from selfprune.tokens.tagger import CATEGORIES
 
 METHOD_ORDER = ("greedy", "surprisal", "random", "uniform")
 
 
-def _methods(results: Sequence[dict[str, Any]]) -> list[str]:
-    present = set(results[0]["retention"]) - {"empty"}
+def _methods(results: Sequence[ChainResult]) -> list[str]:
+    present = set(results[0].retention)
     return [m for m in METHOD_ORDER if m in present]
 
 
-def retention_table(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def retention_table(results: Sequence[ChainResult]) -> RetentionTable:
     """Answer log-likelihood per method and keep ratio, averaged over chains.
 
-    Returns ``{"ratios": [...], "full": mean J at keep 1, "empty": mean J with no chain,
-    "methods": {m: {"mean": [...], "delta": [...] (mean of J - J_full), "greedy_at_least": [...]
-    (share of chains where greedy >= m)}}, "n_chains": n}``.
+    Returns a :class:`~selfprune.tokens.results.RetentionTable`: the ratios (highest first), mean J
+    at keep 1 (``full``) and with no chain (``empty``), and per method the mean, the mean of
+    J - J_full (``delta``) and the share of chains where greedy >= the method (``greedy_at_least``).
     """
     if not results:
         raise InvalidInputError("retention_table: no results")
     methods = _methods(results)
-    ratios = sorted({float(k) for k in results[0]["retention"]["greedy"]}, reverse=True)
-    keys = {r: next(k for k in results[0]["retention"]["greedy"] if float(k) == r) for r in ratios}
-    full = np.array([res["retention"]["greedy"][keys[1.0]] for res in results]) if 1.0 in keys \
+    first = results[0].retention["greedy"]
+    ratios = sorted({float(k) for k in first}, reverse=True)
+    keys = {r: next(k for k in first if float(k) == r) for r in ratios}
+    full = np.array([res.retention["greedy"][keys[1.0]] for res in results]) if 1.0 in keys \
         else np.full(len(results), np.nan)
-    out: dict[str, Any] = {"ratios": ratios, "n_chains": len(results),
-                           "full": float(np.mean(full)),
-                           "empty": float(np.mean([res["retention"]["empty"] for res in results])),
-                           "methods": {}}
-    greedy = np.array([[res["retention"]["greedy"][keys[r]] for r in ratios] for res in results])
+    greedy = np.array([[res.retention["greedy"][keys[r]] for r in ratios] for res in results])
+    curves = {}
     for m in methods:
-        vals = np.array([[res["retention"][m][keys[r]] for r in ratios] for res in results])
-        out["methods"][m] = {
-            "mean": vals.mean(axis=0).tolist(),
-            "delta": (vals - full[:, None]).mean(axis=0).tolist(),
-            "greedy_at_least": (greedy >= vals - 1e-9).mean(axis=0).tolist(),
-        }
-    return out
+        vals = np.array([[res.retention[m][keys[r]] for r in ratios] for res in results])
+        curves[m] = MethodCurve(
+            mean=vals.mean(axis=0).tolist(),
+            delta=(vals - full[:, None]).mean(axis=0).tolist(),
+            greedy_at_least=(greedy >= vals - 1e-9).mean(axis=0).tolist(),
+        )
+    return RetentionTable(ratios=ratios, n_chains=len(results), full=float(np.mean(full)),
+                          empty=float(np.mean([res.empty_logp for res in results])), methods=curves)
 
 
-def category_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def category_table(results: Sequence[ChainResult]) -> list[CategoryRow]:
     """Per category: token count, share deleted, mean deletion step (deleted tokens only), and
     mean relative step (step / chain units; never-deleted tokens count as 1.0), earliest first."""
     acc: dict[str, dict[str, list[float]]] = {c: {"step": [], "rel": []} for c in CATEGORIES}
     counts = dict.fromkeys(CATEGORIES, 0)
     for res in results:
-        n = res["n_units"]
-        for tok in res["tokens"]:
-            c = tok["category"]
+        n = res.n_units
+        for tok in res.tokens:
+            c = tok.category
             counts[c] += 1
-            step = tok["deleted_step"]
+            step = tok.deleted_step
             if step:
                 acc[c]["step"].append(step)
             acc[c]["rel"].append(step / n if step else 1.0)
@@ -76,11 +76,10 @@ def category_table(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for c in CATEGORIES:
         if not counts[c]:
             continue
-        rows.append({"category": c, "tokens": counts[c],
-                     "share_deleted": len(acc[c]["step"]) / counts[c],
-                     "mean_step": float(np.mean(acc[c]["step"])) if acc[c]["step"] else None,
-                     "mean_relative_step": float(np.mean(acc[c]["rel"]))})
-    rows.sort(key=lambda r: r["mean_relative_step"])
+        rows.append(CategoryRow(category=c, tokens=counts[c], share_deleted=len(acc[c]["step"]) / counts[c],
+                                mean_step=float(np.mean(acc[c]["step"])) if acc[c]["step"] else None,
+                                mean_relative_step=float(np.mean(acc[c]["rel"]))))
+    rows.sort(key=lambda r: r.mean_relative_step)
     return rows
 
 
@@ -88,36 +87,36 @@ def _fmt(x: float | None, nd: int = 3) -> str:
     return "-" if x is None else f"{x:.{nd}f}"
 
 
-def retention_markdown(table: dict[str, Any]) -> str:
-    ratios = table["ratios"]
+def retention_markdown(table: RetentionTable) -> str:
+    ratios = table.ratios
     head = "| method | " + " | ".join(f"keep {r:g}" for r in ratios) + " |"
     sep = "|---|" + "---:|" * len(ratios)
     lines = [head, sep]
-    for m, v in table["methods"].items():
-        lines.append(f"| {m} | " + " | ".join(_fmt(x) for x in v["mean"]) + " |")
+    for m, v in table.methods.items():
+        lines.append(f"| {m} | " + " | ".join(_fmt(x) for x in v.mean) + " |")
     lines.append("")
-    lines.append(f"Mean answer log-likelihood (nats) over {table['n_chains']} chains; full chain "
-                 f"{table['full']:.3f}, no chain {table['empty']:.3f}. Share of chains where greedy "
+    lines.append(f"Mean answer log-likelihood (nats) over {table.n_chains} chains; full chain "
+                 f"{table.full:.3f}, no chain {table.empty:.3f}. Share of chains where greedy "
                  "retains at least as much:")
     lines.append("")
     lines.append(head)
     lines.append(sep)
-    for m, v in table["methods"].items():
+    for m, v in table.methods.items():
         if m != "greedy":
-            lines.append(f"| greedy >= {m} | " + " | ".join(f"{x:.2f}" for x in v["greedy_at_least"]) + " |")
+            lines.append(f"| greedy >= {m} | " + " | ".join(f"{x:.2f}" for x in v.greedy_at_least) + " |")
     return "\n".join(lines) + "\n"
 
 
-def category_markdown(rows: Sequence[dict[str, Any]]) -> str:
+def category_markdown(rows: Sequence[CategoryRow]) -> str:
     lines = ["| category | tokens | share deleted | mean deletion step | mean relative step |",
              "|---|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['category']} | {r['tokens']} | {r['share_deleted']:.2f} | "
-                     f"{_fmt(r['mean_step'], 1)} | {r['mean_relative_step']:.3f} |")
+        lines.append(f"| {r.category} | {r.tokens} | {r.share_deleted:.2f} | "
+                     f"{_fmt(r.mean_step, 1)} | {r.mean_relative_step:.3f} |")
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(table: dict[str, Any], path: str | os.PathLike, *, title: str | None = None) -> Path:
+def plot_curves(table: RetentionTable, path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Answer log-likelihood vs keep ratio per method, with full-chain and no-chain levels."""
     import matplotlib
 
@@ -127,35 +126,35 @@ def plot_curves(table: dict[str, Any], path: str | os.PathLike, *, title: str | 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     styles = {"greedy": ("C0", "o"), "surprisal": ("C1", "s"), "random": ("C2", "^"),
               "uniform": ("C3", "v")}
-    for m, v in table["methods"].items():
+    for m, v in table.methods.items():
         color, marker = styles.get(m, ("C4", "x"))
-        ax.plot(table["ratios"], v["mean"], marker=marker, color=color, label=m, lw=1.6, ms=4)
-    ax.axhline(table["full"], color="0.3", ls="--", lw=1, label="full chain")
-    ax.axhline(table["empty"], color="0.6", ls=":", lw=1, label="no chain")
+        ax.plot(table.ratios, v.mean, marker=marker, color=color, label=m, lw=1.6, ms=4)
+    ax.axhline(table.full, color="0.3", ls="--", lw=1, label="full chain")
+    ax.axhline(table.empty, color="0.6", ls=":", lw=1, label="no chain")
     ax.set_xlabel("keep ratio (fraction of chain units kept)")
     ax.set_ylabel("mean log p(answer | question, pruned chain)")
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"Answer likelihood retained ({table['n_chains']} chains)", fontsize=10)
+    ax.set_title(title or f"Answer likelihood retained ({table.n_chains} chains)", fontsize=10)
     fig.tight_layout()
     save_png(fig, path)
     plt.close(fig)
     return Path(path)
 
 
-def curves_csv(table: dict[str, Any]) -> str:
+def curves_csv(table: RetentionTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["method", "keep", "mean_answer_logp", "mean_delta_vs_full", "greedy_at_least"])
-    for m, v in table["methods"].items():
-        for r, mean, d, g in zip(table["ratios"], v["mean"], v["delta"], v["greedy_at_least"],
+    for m, v in table.methods.items():
+        for r, mean, d, g in zip(table.ratios, v.mean, v.delta, v.greedy_at_least,
                                  strict=True):
             w.writerow([m, f"{r:g}", f"{mean:.6f}", f"{d:.6f}", f"{g:.4f}"])
     return buf.getvalue()
 
 
-def training_rows(results: Sequence[dict[str, Any]], keep: str,
+def training_rows(results: Sequence[ChainResult], keep: str,
                   connector: str = "\nThe answer is") -> list[dict[str, Any]]:
     """Rows for fine-tuning a student on the greedy-pruned chains at keep ratio ``keep``.
 
@@ -168,20 +167,20 @@ def training_rows(results: Sequence[dict[str, Any]], keep: str,
     sep = "" if (not connector or connector[-1].isspace()) else " "
     rows = []
     for res in results:
-        p = res["pruned"][keep]
-        extra = {k: v for k, v in res.items() if k not in skip}
-        rows.append({**extra, "chain": p["text"], "keep": float(keep), "kept_tokens": p["tokens"],
-                     "original_tokens": res["n_tokens"], "method": "greedy",
-                     "messages": [{"role": "user", "content": res["question"]},
+        p = res.pruned[keep]
+        extra = {k: v for k, v in res.to_dict().items() if k not in skip}
+        rows.append({**extra, "chain": p.text, "keep": float(keep), "kept_tokens": p.tokens,
+                     "original_tokens": res.n_tokens, "method": "greedy",
+                     "messages": [{"role": "user", "content": res.question},
                                   {"role": "assistant",
-                                   "content": f"{p['text']}{connector}{sep}{res['answer']}"}]})
+                                   "content": f"{p.text}{connector}{sep}{res.answer}"}]})
     return rows
 
 
-def summary_markdown(config: dict[str, Any], table: dict[str, Any], cats: list[dict[str, Any]],
-                     results: Sequence[dict[str, Any]]) -> str:
-    secs = [r["search"]["seconds"] for r in results]
-    toks = [r["n_tokens"] for r in results]
+def summary_markdown(config: dict[str, Any], table: RetentionTable, cats: list[CategoryRow],
+                     results: Sequence[ChainResult]) -> str:
+    secs = [r.search.seconds for r in results]
+    toks = [r.n_tokens for r in results]
     return "\n".join([
         "# Token pruning summary", "",
         f"Model `{config['model']}`, objective `{config['objective']}`, unit `{config['unit']}`, "
@@ -194,23 +193,23 @@ def summary_markdown(config: dict[str, Any], table: dict[str, Any], cats: list[d
     ])
 
 
-def write_outputs(results: Sequence[dict[str, Any]], out: str | os.PathLike,
+def write_outputs(results: Sequence[ChainResult], out: str | os.PathLike,
                   config: dict[str, Any]) -> dict[str, Path]:
     """Write tokens.jsonl, pruned_keep*.jsonl, summary.{json,md}, curves.{csv,png} into ``out``."""
     out = Path(out)
     paths: dict[str, Path] = {}
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
     write_text_atomic(out / "tokens.jsonl", lines)
     paths["tokens"] = out / "tokens.jsonl"
-    for keep in results[0]["pruned"]:
+    for keep in results[0].pruned:
         rows = training_rows(results, keep, config.get("connector", "\nThe answer is"))
         p = out / f"pruned_keep{keep}.jsonl"
         write_text_atomic(p, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         paths[f"pruned_{keep}"] = p
     table = retention_table(results)
     cats = category_table(results)
-    write_json_atomic(out / "summary.json", {"config": config, "retention": table,
-                                             "categories": cats})
+    write_json_atomic(out / "summary.json", {"config": config, "retention": table.to_dict(),
+                                             "categories": [c.to_dict() for c in cats]})
     write_text_atomic(out / "summary.md", summary_markdown(config, table, cats, results))
     write_text_atomic(out / "curves.csv", curves_csv(table))
     plot_curves(table, out / "curves.png")
