@@ -63,7 +63,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "dynamics": [
         ("--data {d}/data.npz --out {d}/data.npz", "would overwrite the input"),
         ("--data {d}/data.npz --out {d}/x.parquet --plot {d}/data.npz", "--plot"),
-        ("--data {d}/data.npz --out {d}/x.parquet --record-dir {d}/emb", "--record-dir"),
+        ("--data {d}/data.npz --out {d}/x.parquet --record-dir {d}/data.npz", "--record-dir"),
         ("--data {d}/data.npz --out {d}/x.parquet --record-dir {d}/a-file", "is a file"),
     ],
     "memorization": [("--data {d}/data.npz --out {d}/data.npz", "would overwrite the input")],
