@@ -62,6 +62,7 @@ _COMMAND_MODULES: list[str] = [
     "selfprune.commands.curve",
     "selfprune.commands.audit",
     "selfprune.commands.tokens",
+    "selfprune.commands.export",
 ]
 
 
@@ -73,6 +74,8 @@ _registered: list[str] = []
 OUTPUT_OPTIONS = ("out", "plot", "record_dir")
 # commands whose --out is a folder; every other command's --out is one file
 FOLDER_OUTPUTS = frozenset({"embed", "demo", "dedup", "curve", "audit", "tokens"})
+# commands whose --out is a file or a folder by another option (export --format); the library checks
+EITHER_OUTPUTS = frozenset({"export"})
 
 
 def _command_name(info) -> str:
@@ -94,6 +97,8 @@ def _check_outputs(command: str, params: dict) -> list[Path]:
             continue
         flag = "--" + key.replace("_", "-")
         refuse_overwrite(target, *inputs, caller=command, flag=flag)
+        if key == "out" and command in EITHER_OUTPUTS:
+            continue
         folder = key == "record_dir" or (key == "out" and command in FOLDER_OUTPUTS)
         if folder and Path(target).is_file():
             raise InvalidInputError(f"{command}: {flag} {target} is a file; name a folder to write into")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfprune.commands._options import stats_row
+from selfprune.commands._options import progress_bar, stats_row
 from selfprune.errors import InvalidInputError
 
 DEFAULT_GRID = "0,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
@@ -90,8 +90,8 @@ def register(app: typer.Typer) -> None:
         from selfprune.report.summary import describe
 
         x, ids, _, _ = load_embeddings(embeddings, column=vector_column)
-        with _progress_bar(f"kNN density over {len(x):,} examples ({neighbours} neighbours)") as bar:
-            task = bar.add_task("queries", total=len(x))
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task(f"kNN density over {len(x):,} examples ({neighbours} neighbours)", total=len(x))
             scores = knn_density(
                 x, k=neighbours, ids=ids, metric=metric, index=index, seed=seed, name=name,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
@@ -117,17 +117,6 @@ def _parse_grid(text: str) -> list[float]:
     return sorted(set(values))
 
 
-def _progress_bar(total_text: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from selfprune.cli import console
-
-    return Progress(
-        TextColumn(total_text), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    )
-
-
 def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source) -> None:
     import numpy as np
     from rich.table import Table
@@ -136,8 +125,8 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source)
     from selfprune.io.dedup import write_dedup
     from selfprune.metrics.semdedup import semdedup
 
-    with _progress_bar("dedup: clusters") as bar:
-        task = bar.add_task("clusters", total=None)
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("dedup: clusters", total=None)
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -179,8 +168,8 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     from selfprune.metrics.semdedup import semdedup_sweep
     from selfprune.report.redundancy import plot_eps_sweep
 
-    with _progress_bar("eps sweep: clusters") as bar:
-        task = bar.add_task("clusters", total=None)
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("eps sweep: clusters", total=None)
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)

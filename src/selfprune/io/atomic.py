@@ -33,6 +33,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it is renamed to ``path``.
+
+    ``path`` must not exist yet (a folder is never merged into or replaced); files written inside
+    keep their own modes, the folder gets what ``mkdir`` would give under the umask.
+    """
+    import shutil
+
+    from selfprune.errors import InvalidInputError
+
+    target = Path(path)
+    if target.exists():
+        raise InvalidInputError(f"{target} already exists; name a new folder to write")
+    for src in _INPUTS.get():
+        if _overlaps(target, src):
+            raise InvalidInputError(f"refusing to write {target}: it would overwrite the input {src}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def current_umask() -> int:
     """The process's umask (read by setting and restoring it: there is no getter)."""
     mask = os.umask(0o022)

@@ -98,6 +98,17 @@ def write_ids(path: str | os.PathLike, ids: np.ndarray, meta: dict | None = None
     return [path, txt]
 
 
+def read_selection(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Kept ids (as :func:`read_ids`) and the settings ``select`` stored with them (``{}`` for text)."""
+    import pyarrow.parquet as pq
+
+    ids = read_ids(path)
+    if Path(path).suffix == ".txt":
+        return ids, {}
+    md = (pq.read_schema(path).metadata or {}).get(b"selfprune")
+    return ids, json.loads(md) if md else {}
+
+
 def read_ids(path: str | os.PathLike) -> np.ndarray:
     """Read ids from a Parquet file with an ``id`` column or a text file of one id per line."""
     import pyarrow as pa

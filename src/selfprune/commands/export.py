@@ -1,0 +1,35 @@
+"""``export``: write the kept examples themselves (Parquet, JSONL or an image folder)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        epilog="Example: selfprune export --data fashion-mnist --kept runs/fm/kept.parquet "
+        "--format imagefolder --out runs/fm/pruned"
+    )
+    def export(
+        data: Annotated[str, typer.Option(help="the data the ids came from: built-in name or a path")],
+        kept: Annotated[Path, typer.Option(help="kept ids: select's Parquet (or its .txt)")],
+        out: Annotated[Path, typer.Option(help="file (parquet, jsonl) or new folder (imagefolder) to write")],
+        format: Annotated[
+            str | None, typer.Option("--format", help="parquet, jsonl or imagefolder (default: from --out)")
+        ] = None,
+        split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
+        text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",
+    ) -> None:
+        """Write the kept examples (ids, labels and the data itself), with the selection's settings."""
+        from selfprune.cli import out as stdout
+        from selfprune.io.export import export as run_export
+        from selfprune.io.sources import load_source
+        from selfprune.io.tables import read_selection
+
+        ids, meta = read_selection(kept)
+        source = load_source(data, split=split, text_field=text_field)
+        path = run_export(source, ids, out, format=format, meta={"selection": meta, "kept_file": str(kept)})
+        stdout.print(f"wrote {len(ids):,} of {len(source):,} examples of {source.name} to {path}", highlight=False)

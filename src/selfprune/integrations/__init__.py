@@ -1,0 +1,1 @@
+"""Thin adapters from kept ids back to training: PyTorch ``Dataset``/``Sampler`` and Lightning."""

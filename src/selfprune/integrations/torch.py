@@ -1,0 +1,139 @@
+"""From kept ids back to a PyTorch training loop.
+
+A selection is a sorted array of kept ids; a map-style dataset is indexed by position. The two meet
+through the dataset's ids (``ids[i]`` is the id of ``dataset[i]``; by default ``ids = arange(len)``),
+mapped to positions once, vectorised (:func:`kept_indices`). Then either wrap the dataset
+(:class:`KeptSubset`, a ``torch.utils.data.Subset`` in the kept examples' dataset order) or keep the
+dataset and draw from the kept positions (:class:`KeptSampler`, seeded, reshuffled per epoch with
+``set_epoch`` as ``DistributedSampler`` is). :func:`kept_datamodule` builds a Lightning
+``LightningDataModule`` whose training loader sees only the kept examples.
+
+```python
+from torch.utils.data import DataLoader
+import selfprune as sp
+from selfprune.integrations.torch import KeptSubset, KeptSampler
+
+kept = sp.io.tables.read_ids("runs/fm/kept.parquet")
+loader = DataLoader(KeptSubset(train_set, kept), batch_size=128, shuffle=True)
+# or, keeping the dataset as it is:
+loader = DataLoader(train_set, batch_size=128, sampler=KeptSampler(train_set, kept, seed=0))
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+
+from selfprune._checks import align_ids, check_ids
+from selfprune.errors import InvalidInputError
+
+try:
+    import torch
+    from torch.utils.data import Sampler, Subset
+except ImportError as exc:  # pragma: no cover - torch is an optional extra
+    raise ImportError("selfprune.integrations.torch needs PyTorch: pip install 'selfprune[torch]'") from exc
+
+
+def _length(dataset: Any, caller: str) -> int:
+    if not isinstance(dataset, Sized):
+        raise InvalidInputError(f"{caller}: the dataset must be map-style (sized), got {type(dataset).__name__}")
+    return len(dataset)
+
+
+def kept_indices(dataset_ids, kept_ids, *, caller: str = "kept_indices") -> np.ndarray:
+    """Positions (sorted, int64) in ``dataset_ids`` of every kept id; every kept id must be present."""
+    ref = np.asarray(dataset_ids).reshape(-1)
+    kept = np.asarray(kept_ids).reshape(-1)
+    if len(kept) == 0:
+        raise InvalidInputError(f"{caller}: no kept ids; a selection keeps at least one example")
+    if len(np.unique(kept)) != len(kept):
+        raise InvalidInputError(f"{caller}: the kept ids repeat; give each kept id once")
+    return np.sort(align_ids(ref, kept, caller=caller, what="dataset")).astype(np.int64)
+
+
+def _positions(dataset: Any, kept_ids, ids, caller: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the dataset's ids, the kept positions in it)."""
+    ref = check_ids(ids, _length(dataset, caller), caller=caller)
+    return ref, kept_indices(ref, kept_ids, caller=caller)
+
+
+class KeptSubset(Subset):
+    """The kept examples of a map-style ``dataset``, in the dataset's order.
+
+    ``ids`` are the dataset's ids (``ids[i]`` belongs to ``dataset[i]``; default ``arange(len)``).
+    ``indices`` holds the positions, ``kept_ids`` the ids in the same order.
+    """
+
+    def __init__(self, dataset: Any, kept_ids, *, ids=None) -> None:
+        ref, pos = _positions(dataset, kept_ids, ids, "KeptSubset")
+        super().__init__(dataset, pos.tolist())
+        self.kept_ids = ref[pos]
+
+
+class KeptSampler(Sampler[int]):
+    """Draws the kept positions of ``dataset`` once per epoch, in a seeded random order.
+
+    The order of epoch ``e`` is a permutation drawn from ``seed + e`` alone, never from global random
+    state. Each pass moves to the next epoch by itself; ``set_epoch`` (as for ``DistributedSampler``)
+    sets it explicitly. ``shuffle=False`` yields the kept positions in dataset order.
+    """
+
+    def __init__(self, dataset: Any, kept_ids, *, ids=None, shuffle: bool = True, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise InvalidInputError(f"KeptSampler: seed must be a non-negative int, got {seed!r}")
+        self.indices = _positions(dataset, kept_ids, ids, "KeptSampler")[1]
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order of ``epoch`` on the next pass (the same order on every rank)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(self.indices.tolist())
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.indices), generator=g).numpy()
+        return iter(self.indices[order].tolist())
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def kept_datamodule(train: Any, kept_ids, *, ids=None, val: Any = None, test: Any = None, batch_size: int = 128,
+                    num_workers: int = 0, seed: int = 0):  # fmt: skip
+    """A Lightning ``LightningDataModule``: training on the kept examples of ``train``, the rest as given.
+
+    The training loader draws through :class:`KeptSampler` (seeded, reshuffled every epoch);
+    validation and test loaders, when given, run over their whole datasets in order.
+    """
+    try:
+        import lightning as L
+    except ImportError as exc:  # pragma: no cover - optional extra
+        raise ImportError("kept_datamodule needs Lightning: pip install 'selfprune[lightning]'") from exc
+    from torch.utils.data import DataLoader
+
+    sampler = KeptSampler(train, kept_ids, ids=ids, seed=seed)
+
+    class KeptDataModule(L.LightningDataModule):
+        """Training on the kept examples (``self.sampler``); validation and test on everything given."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.sampler = sampler
+
+        def train_dataloader(self):
+            return DataLoader(train, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
+
+        def val_dataloader(self):
+            return DataLoader(val, batch_size=batch_size, num_workers=num_workers) if val is not None else []
+
+        def test_dataloader(self):
+            return DataLoader(test, batch_size=batch_size, num_workers=num_workers) if test is not None else []
+
+    return KeptDataModule()
