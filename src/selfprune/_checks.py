@@ -186,3 +186,14 @@ def _few(values: np.ndarray, count: int = 3) -> str:
     """The first ``count`` of ``values`` as a short, readable list."""
     shown = ", ".join(repr(v) for v in values[:count].tolist())
     return shown + (", ..." if len(values) > count else "")
+
+
+def kept_indices(dataset_ids, kept_ids, *, caller: str = "kept_indices") -> np.ndarray:
+    """Positions (sorted, int64) in ``dataset_ids`` of every kept id; every kept id must be present."""
+    ref = np.asarray(dataset_ids).reshape(-1)
+    kept = np.asarray(kept_ids).reshape(-1)
+    if len(kept) == 0:
+        raise InvalidInputError(f"{caller}: no kept ids; a selection keeps at least one example")
+    if len(np.unique(kept)) != len(kept):
+        raise InvalidInputError(f"{caller}: the kept ids repeat; give each kept id once")
+    return np.sort(align_ids(ref, kept, caller=caller, what="dataset")).astype(np.int64)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         kept: Annotated[Path, typer.Option(help="kept ids: select's Parquet (or its .txt)")],
         out: Annotated[Path, typer.Option(help="file (parquet, jsonl) or new folder (imagefolder) to write")],
         format: Annotated[
-            str | None, typer.Option("--format", help="parquet, jsonl or imagefolder (default: from --out)")
+            str | None, typer.Option("--format", help="parquet, jsonl, imagefolder or hf (default: from --out)")
         ] = None,
         split: Annotated[str, typer.Option(help="train or test (built-ins)")] = "train",
         text_field: Annotated[str, typer.Option(help="JSONL field holding the text")] = "text",

@@ -1,1 +1,1 @@
-"""Thin adapters from kept ids back to training: PyTorch ``Dataset``/``Sampler`` and Lightning."""
+"""Thin adapters from kept ids back to training: PyTorch ``Dataset``/``Sampler``, Lightning, HF ``datasets``."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from selfprune._checks import align_ids, check_ids
+from selfprune._checks import check_ids, kept_indices
 from selfprune.errors import InvalidInputError
 
 try:
@@ -41,17 +41,6 @@ def _length(dataset: Any, caller: str) -> int:
     if not isinstance(dataset, Sized):
         raise InvalidInputError(f"{caller}: the dataset must be map-style (sized), got {type(dataset).__name__}")
     return len(dataset)
-
-
-def kept_indices(dataset_ids, kept_ids, *, caller: str = "kept_indices") -> np.ndarray:
-    """Positions (sorted, int64) in ``dataset_ids`` of every kept id; every kept id must be present."""
-    ref = np.asarray(dataset_ids).reshape(-1)
-    kept = np.asarray(kept_ids).reshape(-1)
-    if len(kept) == 0:
-        raise InvalidInputError(f"{caller}: no kept ids; a selection keeps at least one example")
-    if len(np.unique(kept)) != len(kept):
-        raise InvalidInputError(f"{caller}: the kept ids repeat; give each kept id once")
-    return np.sort(align_ids(ref, kept, caller=caller, what="dataset")).astype(np.int64)
 
 
 def _positions(dataset: Any, kept_ids, ids, caller: str) -> tuple[np.ndarray, np.ndarray]:

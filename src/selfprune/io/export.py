@@ -1,4 +1,4 @@
-"""Write the pruned data itself, not only its ids: Parquet, JSONL or an image folder.
+"""Write the pruned data itself, not only its ids: Parquet, JSONL, an image folder or an HF dataset.
 
 :func:`export` takes a :class:`~selfprune.io.sources.Dataset` and the kept ids and writes every
 kept example with its id, its label (and class name) when the source has them, and the example
@@ -7,7 +7,8 @@ Hugging Face ``datasets`` reads as an ``Image`` feature; JSONL: base64 PNG), vec
 column ``features``, texts as ``text``. Rows follow the source's order. The selection's settings
 travel with the data: in the Parquet key-value metadata, in ``selfprune.json`` beside an image
 folder's class folders, in ``PATH.meta.json`` beside a JSONL file (whose every line stays one
-example). Every output is written atomically; a folder is never merged into an existing one.
+example), in the ``datasets`` info's description of an HF folder. Every output is written
+atomically; a folder is never merged into an existing one.
 """
 
 from __future__ import annotations
@@ -21,19 +22,18 @@ from typing import Any
 
 import numpy as np
 
+from selfprune._checks import kept_indices
 from selfprune.errors import InvalidInputError
 from selfprune.io.atomic import atomic_dir, atomic_path, write_json_atomic
 from selfprune.io.sources import Dataset
 from selfprune.io.tables import write_parquet
 
-FORMATS = ("parquet", "jsonl", "imagefolder")
+FORMATS = ("parquet", "jsonl", "imagefolder", "hf")
 _BATCH = 1024
 
 
 def kept_positions(source: Dataset, kept_ids) -> np.ndarray:
     """Sorted positions in ``source`` of the kept ids; every kept id must belong to the source."""
-    from selfprune.integrations.torch import kept_indices  # one id-to-position map for every consumer
-
     return kept_indices(source.ids, kept_ids, caller="export")
 
 
@@ -61,9 +61,9 @@ def _common(source: Dataset, at: np.ndarray) -> dict[str, Any]:
 
 
 def format_of(out: str | os.PathLike) -> str:
-    """The format an output path names: ``.parquet``, ``.jsonl``, or no suffix (an image folder)."""
+    """The format ``out`` names: ``.parquet``, ``.jsonl``, ``.hf`` (a datasets folder), no suffix (images)."""
     suffix = Path(out).suffix.lower()
-    by_suffix = {".parquet": "parquet", ".jsonl": "jsonl", "": "imagefolder"}
+    by_suffix = {".parquet": "parquet", ".jsonl": "jsonl", "": "imagefolder", ".hf": "hf"}
     if suffix not in by_suffix:
         raise InvalidInputError(f"export: cannot tell the format from {out}; give format= ({', '.join(FORMATS)})")
     return by_suffix[suffix]
@@ -87,6 +87,8 @@ def export(source: Dataset, kept_ids, out: str | os.PathLike, *, format: str | N
         return _parquet(source, pos, out, meta)
     if format == "jsonl":
         return _jsonl(source, pos, out, meta)
+    if format == "hf":
+        return _hf(source, pos, out, meta)
     return _imagefolder(source, pos, out, meta)
 
 
@@ -106,6 +108,28 @@ def _parquet(source: Dataset, pos: np.ndarray, out: Path, meta: dict[str, Any]) 
             cols["features"] = pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), arr.shape[1])
         parts.append(pa.table(cols))
     return write_parquet(out, pa.concat_tables(parts), meta)
+
+
+def _hf(source: Dataset, pos: np.ndarray, out: Path, meta: dict[str, Any]) -> Path:
+    """A ``save_to_disk`` folder built from the Parquet layout (images as ``Image``, classes as ``ClassLabel``)."""
+    import tempfile
+
+    from selfprune.integrations.hf import _datasets
+
+    datasets = _datasets()
+    with tempfile.TemporaryDirectory(
+        prefix=".selfprune-export-", dir=out.parent if out.parent.exists() else None
+    ) as scratch:
+        _parquet(source, pos, Path(scratch) / "rows.parquet", meta)
+        ds = datasets.Dataset.from_parquet(str(Path(scratch) / "rows.parquet"), cache_dir=str(Path(scratch) / "cache"))
+        if source.modality == "image":
+            ds = ds.cast_column("image", datasets.Image())
+        if source.classes is not None:
+            ds = ds.cast_column("label", datasets.ClassLabel(names=list(source.classes)))
+        ds.info.description = json.dumps(meta, default=str)
+        with atomic_dir(out) as tmp:
+            ds.save_to_disk(str(tmp))
+    return out
 
 
 def _jsonl(source: Dataset, pos: np.ndarray, out: Path, meta: dict[str, Any]) -> Path:

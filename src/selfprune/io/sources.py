@@ -104,6 +104,10 @@ def load_source(
             f"load_source: {spec!r} is neither a built-in ({', '.join(BUILTINS)}) nor an existing path"
         )
     if path.is_dir():
+        from selfprune.integrations.hf import from_hf, is_hf_folder
+
+        if is_hf_folder(path):
+            return from_hf(path, split=split)
         return _image_folder(path, image_size=image_size, skip_corrupt=skip_corrupt)
     suffix = path.suffix.lower()
     if suffix == ".npy":
@@ -274,8 +278,56 @@ def parquet_vectors(path: Path, column: str | None = None) -> tuple[np.ndarray, 
 
 
 def _parquet(path: Path) -> Dataset:
-    vectors, ids, labels = parquet_vectors(path)
-    return _from_arrays(path.stem, vectors.astype(np.float32), labels, ids)
+    """Vectors (``parquet_vectors``), or the image layout (a struct column ``image {bytes, path}``,
+    as Hugging Face ``datasets`` and ``selfprune export`` write it), or a string column ``text``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataSourceError(f"{path} is not a readable Parquet file ({exc})") from exc
+    image = next((f.name for f in schema if pa.types.is_struct(f.type) and f.type.get_field_index("bytes") >= 0), None)
+    text = "text" if "text" in schema.names and pa.types.is_string(schema.field("text").type) else None
+    if image is None and text is None:
+        vectors, ids, labels = parquet_vectors(path)
+        return _from_arrays(path.stem, vectors.astype(np.float32), labels, ids)
+    column = image or text
+    wanted = [c for c in (column, "id", "label") if c in schema.names]
+    table = pq.read_table(path, columns=wanted)
+    caller = f"load_source({path.name})"
+    values = table.column(column).to_pylist()
+    if image is not None:
+        values = [v["bytes"] if v else None for v in values]
+    if any(v is None for v in values):
+        raise DataSourceError(f"{path}: column {column!r} has missing rows")
+    try:
+        ids = check_ids(table.column("id").to_numpy() if "id" in wanted else None, len(values), caller=caller)
+        labels = None if "label" not in wanted else check_labels(table.column("label").to_numpy(), len(values),
+                                                                 caller=caller)  # fmt: skip
+    except InvalidInputError as exc:
+        raise DataSourceError(str(exc)) from exc
+    if text is not None and image is None:
+        return Dataset(name=path.stem, ids=ids, items=values, modality="text", labels=labels)
+    return Dataset(name=path.stem, ids=ids, items=values, modality="image", labels=labels, reader=_decode_png_bytes)
+
+
+def _decode_png_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Encoded images (PNG, JPEG...) -> one uint8 array; every image must have the same shape."""
+    import io
+
+    from PIL import Image
+
+    arrays = []
+    for b in blobs:
+        try:
+            with Image.open(io.BytesIO(b)) as im:
+                arrays.append(np.asarray(im))
+        except OSError as exc:
+            raise DataSourceError(f"corrupt encoded image in a Parquet image column ({exc})") from None
+    if len({a.shape for a in arrays}) > 1:
+        raise DataSourceError("images of different shapes in a Parquet image column; resize them first")
+    return np.stack(arrays).astype(np.uint8, copy=False)
 
 
 def _jsonl(path: Path, *, text_field: str) -> Dataset:
