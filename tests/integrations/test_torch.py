@@ -84,6 +84,25 @@ def test_bad_kept_ids_get_one_clear_error(kept, message):
         KeptSubset(ds, kept, ids=ids)
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_sampler_shards_like_distributed_sampler(drop_last):
+    ds, ids, kept, kept_pos = poisoned(n=103, kept_share=0.5)  # 51 kept: not a multiple of 4
+    shards = [list(KeptSampler(ds, kept, ids=ids, seed=5, num_replicas=4, rank=r, drop_last=drop_last))
+              for r in range(4)]  # fmt: skip
+    whole = list(KeptSampler(ds, kept, ids=ids, seed=5))
+    assert len({len(s) for s in shards}) == 1  # every rank takes the same number of steps
+    drawn = [i for s in shards for i in s]
+    if drop_last:
+        assert len(drawn) == len(set(drawn)) == 48 and set(drawn) <= set(kept_pos.tolist())
+    else:
+        assert set(drawn) == set(kept_pos.tolist()) and len(drawn) == 52
+    # rank r holds positions r, r+4, ... of the one shared permutation
+    padded = (whole + whole)[: 4 * len(shards[0])]
+    assert shards[1] == padded[1::4]
+    with pytest.raises(InvalidInputError, match="rank 4"):
+        KeptSampler(ds, kept, ids=ids, num_replicas=4, rank=4)
+
+
 def test_iterable_dataset_and_bad_seed_are_refused():
     with pytest.raises(InvalidInputError, match="map-style"):
         KeptSampler(iter(range(3)), [0])

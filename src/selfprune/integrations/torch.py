@@ -68,30 +68,43 @@ class KeptSampler(Sampler[int]):
     The order of epoch ``e`` is a permutation drawn from ``seed + e`` alone, never from global random
     state. Each pass moves to the next epoch by itself; ``set_epoch`` (as for ``DistributedSampler``)
     sets it explicitly. ``shuffle=False`` yields the kept positions in dataset order.
+
+    With ``num_replicas`` > 1 each ``rank`` gets every ``num_replicas``-th position of the same
+    permutation, as ``DistributedSampler`` does: the kept positions are padded (repeating the first
+    ones) to a multiple of ``num_replicas`` so that every rank draws ``ceil(kept / num_replicas)``,
+    or, with ``drop_last``, the tail is dropped so that no position is drawn twice.
     """
 
-    def __init__(self, dataset: Any, kept_ids, *, ids=None, shuffle: bool = True, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise InvalidInputError(f"KeptSampler: seed must be a non-negative int, got {seed!r}")
+    def __init__(self, dataset: Any, kept_ids, *, ids=None, shuffle: bool = True, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0, drop_last: bool = False) -> None:  # fmt: skip
+        for name, value, low in (("seed", seed, 0), ("num_replicas", num_replicas, 1), ("rank", rank, 0)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise InvalidInputError(f"KeptSampler: {name} must be an int >= {low}, got {value!r}")
+        if rank >= num_replicas:
+            raise InvalidInputError(f"KeptSampler: rank {rank} must be below num_replicas {num_replicas}")
         self.indices = _positions(dataset, kept_ids, ids, "KeptSampler")[1]
-        self.shuffle = shuffle
-        self.seed = int(seed)
-        self.epoch = 0
+        if drop_last and len(self.indices) < num_replicas:
+            raise InvalidInputError(f"KeptSampler: {len(self.indices)} kept examples for {num_replicas} replicas")
+        self.shuffle, self.seed, self.epoch = shuffle, int(seed), 0
+        self.num_replicas, self.rank, self.drop_last = int(num_replicas), int(rank), drop_last
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the order of ``epoch`` on the next pass (the same order on every rank)."""
         self.epoch = int(epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(self.indices.tolist())
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        self.epoch += 1
-        order = torch.randperm(len(self.indices), generator=g).numpy()
-        return iter(self.indices[order].tolist())
-
     def __len__(self) -> int:
-        return len(self.indices)
+        n, r = len(self.indices), self.num_replicas
+        return n // r if self.drop_last else -(-n // r)
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.indices
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = order[torch.randperm(len(order), generator=g).numpy()]
+            self.epoch += 1
+        total = len(self) * self.num_replicas
+        order = order[:total] if self.drop_last else np.resize(order, total)  # resize repeats from the start
+        return iter(order[self.rank :: self.num_replicas].tolist())
 
 
 def kept_datamodule(train: Any, kept_ids, *, ids=None, val: Any = None, test: Any = None, batch_size: int = 128,
