@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from selfprune.demo import DemoConfig, run_demo, summarize_runs
@@ -33,3 +34,52 @@ def test_demo_on_digits_end_to_end_and_resumes(tmp_path):
     again = run_demo(cfg, tmp_path)  # every run cached: nothing retrained, same table
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "cache" / "runs").iterdir())] == stamps
     assert again.rows == first.rows
+
+
+def _digits_npz(path, *, labels=True):
+    from selfprune.io.sources import load_source
+
+    d = load_source("digits", split="train")
+    x = np.asarray(d.take(slice(0, len(d))))
+    arrays = {"X": x, "ids": np.arange(len(x)) + 1000}
+    if labels:
+        arrays["y"] = d.labels
+    np.savez(path, **arrays)
+    return x, d.labels
+
+
+def test_demo_splits_hold_out_a_seeded_share_of_a_path_source(tmp_path):
+    from selfprune.demo import demo_splits
+    from selfprune.errors import InvalidInputError
+
+    x, y = _digits_npz(tmp_path / "d.npz")
+    cfg = DemoConfig(data=str(tmp_path / "d.npz"), test_share=0.25)
+    tr, te = demo_splits(cfg)
+    tr2, te2 = demo_splits(cfg)
+    assert np.array_equal(te.ids, te2.ids) and len(te) == round(0.25 * len(x)) and len(tr) + len(te) == len(x)
+    assert not set(tr.ids.tolist()) & set(te.ids.tolist())
+    pos = te.ids - 1000  # the rows travel with their labels and pixels
+    assert np.array_equal(te.labels, y[pos]) and np.array_equal(np.asarray(te.items), x[pos])
+    tr3, te3 = demo_splits(DemoConfig(data=str(tmp_path / "d.npz"), test_data=str(tmp_path / "d.npz")))
+    assert len(tr3) == len(te3) == len(x)
+    _digits_npz(tmp_path / "u.npz", labels=False)
+    with pytest.raises(InvalidInputError, match="no labels"):
+        demo_splits(DemoConfig(data=str(tmp_path / "u.npz")))
+    (tmp_path / "t.jsonl").write_text("".join(f'{{"text": "t{i}", "label": {i % 2}}}\n' for i in range(20)))
+    with pytest.raises(InvalidInputError, match="holds text"):
+        demo_splits(DemoConfig(data=str(tmp_path / "t.jsonl")))
+    with pytest.raises(InvalidInputError, match="test share"):
+        demo_splits(DemoConfig(data=str(tmp_path / "d.npz"), test_share=1.0))
+
+
+def test_cli_demo_runs_on_a_path_with_its_own_test_share(tmp_path, capsys):
+    from selfprune.cli import main
+
+    _digits_npz(tmp_path / "d.npz")
+    code = main(["demo", "--data", str(tmp_path / "d.npz"), "--model", "linear", "--n-seeds", "1",
+                 "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "# selfprune demo: " in report and "20% of the data held out" in report
+    cfg = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    assert cfg["data"].endswith("d.npz") and cfg["test_share"] == 0.2

@@ -1,4 +1,7 @@
-"""The built-in end-to-end run on Fashion-MNIST: embed, score, select, train against random.
+"""The built-in end-to-end run (Fashion-MNIST by default): embed, score, select, train against random.
+
+Any labelled image or vector source runs the same way (``data``): a built-in uses its own test
+split; another source uses ``test_data`` when given, else a seeded ``test_share`` of it held out.
 
 Two label-free scores are compared with random pruning: the headline, **label-free dynamics**
 (pseudo-labels from the embeddings, a proxy trained on them, EL2N against them; no label is read),
@@ -27,6 +30,8 @@ from selfprune.io.atomic import write_json_atomic, write_text_atomic
 @dataclass(frozen=True)
 class DemoConfig:
     data: str = "fashion-mnist"
+    test_data: str | None = None  # None: the built-in's test split, or test_share of data held out
+    test_share: float = 0.2
     encoder: str = "pixels"
     k: int = 100
     keeps: tuple[float, ...] = (0.3, 0.5, 0.7)
@@ -94,12 +99,11 @@ LABELFREE = "labelfree-el2n"
 
 
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = None) -> DemoResult:
-    """Run the demo into ``out``; see the module docstring."""
+    """Run the demo into ``out``; see the module docstring (vectors train an ``mlp``, not a CNN)."""
     from selfprune._checks import align_ids
     from selfprune.embed import get_encoder
     from selfprune.embed.run import embed
     from selfprune.evaluate.curve import scaling_curve
-    from selfprune.io.sources import load_source
     from selfprune.io.tables import write_scores
     from selfprune.metrics import prototypes
     from selfprune.scores import ScoreTable
@@ -108,7 +112,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    train, test = load_source(cfg.data, split="train"), load_source(cfg.data, split="test")
+    train, test = demo_splits(cfg)
+    if train.modality == "features" and cfg.trainer == "small-cnn":
+        cfg = dataclasses.replace(cfg, trainer="mlp")  # a CNN needs images
     train_pos = _subset(len(train), cfg.train_subset, seed=0)
     test_pos = _subset(len(test), cfg.test_subset, seed=1)
     x_test, y_test = test.take(test_pos), test.labels[test_pos]
@@ -185,6 +191,43 @@ def _arm(row: dict[str, Any]) -> str:
     return "random" if row["metric"] == "random" else f"{row['metric']} {row['policy']}"
 
 
+def demo_splits(cfg: DemoConfig):
+    """(train, test) sources: a built-in's splits, ``test_data``, or a seeded held-out share of ``data``."""
+    from selfprune.errors import InvalidInputError
+    from selfprune.io.sources import BUILTINS, Dataset, load_source
+
+    train = load_source(cfg.data, split="train")
+    if cfg.data in BUILTINS and cfg.test_data is None:
+        test = load_source(cfg.data, split="test")
+    elif cfg.test_data is not None:
+        test = load_source(cfg.test_data, split="test")
+    else:
+        if not 0.0 < cfg.test_share < 1.0:
+            raise InvalidInputError(f"demo: test share must be in (0, 1), got {cfg.test_share}")
+        n_test = int(round(cfg.test_share * len(train)))
+        if train.labels is None:
+            raise InvalidInputError(f"demo: the data ({train.name}) has no labels; the demo trains a classifier")
+        if n_test < 1 or n_test >= len(train):
+            raise InvalidInputError(f"demo: {cfg.data} has {len(train)} rows; too few to hold out a test share")
+        held = np.zeros(len(train), dtype=bool)
+        held[np.random.default_rng(0).choice(len(train), n_test, replace=False)] = True
+
+        def part(mask: np.ndarray, name: str) -> Dataset:
+            pos = np.flatnonzero(mask)
+            return Dataset(f"{train.name}-{name}", train.ids[pos], train.take(pos), train.modality,
+                           train.labels[pos], train.classes)  # fmt: skip
+
+        train, test = part(~held, "train"), part(held, "test")
+    for what, d in (("data", train), ("test data", test)):
+        if d.labels is None:
+            raise InvalidInputError(f"demo: the {what} ({d.name}) has no labels; the demo trains a classifier")
+        if d.modality not in ("image", "features"):
+            raise InvalidInputError(f"demo: the {what} ({d.name}) holds {d.modality}; embed it first and give vectors")
+    if train.modality != test.modality:
+        raise InvalidInputError(f"demo: the data holds {train.modality} and the test data {test.modality}")
+    return train, test
+
+
 def _subset(n: int, size: int | None, *, seed: int) -> np.ndarray:
     if size is None or size >= n:
         return np.arange(n)
@@ -239,6 +282,16 @@ def _verdict(summary: list[dict[str, Any]], seeds: int) -> list[str]:
     return out
 
 
+def _test_origin(cfg: DemoConfig) -> str:
+    from selfprune.io.sources import BUILTINS
+
+    if cfg.test_data is not None:
+        return f"`{cfg.test_data}`"
+    if cfg.data in BUILTINS:
+        return "the built-in test split"
+    return f"{cfg.test_share:.0%} of the data held out with seed 0"
+
+
 def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) -> Path:
     import pyarrow as pa
 
@@ -258,7 +311,8 @@ def _write_outputs(cfg: DemoConfig, out: Path, rows, summary, seconds: float) ->
         f"Encoder `{cfg.encoder}`; scores: label-free dynamics (`{LABELFREE}`: pseudo-labels from the embeddings, "
         f"a proxy trained on them, EL2N against them) and prototypes (k={cfg.k}); trainer `{cfg.trainer}` "
         f"({cfg.epochs} epochs), {cfg.n_seeds} seeds, train subset {cfg.train_subset or 'all'}, test subset "
-        f"{cfg.test_subset or 'all'}; {seconds:.0f} s. No label was used to score or select; labels train and "
+        f"{cfg.test_subset or 'all'} (test: {_test_origin(cfg)}); {seconds:.0f} s. "
+        "No label was used to score or select; labels train and "
         "test the classifier only.",
         "",
         "| keep | policy | n_train | test accuracy % (mean ± std) | vs random, points (mean ± std of paired diff) |",

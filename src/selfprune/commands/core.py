@@ -292,13 +292,21 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="fixed classifier (default small-cnn, 3 epochs; mlp with --quick)")
         ] = None,
         n_seeds: Annotated[int, typer.Option(help="training runs per subset (seeds 0..n-1)")] = 2,
+        data: Annotated[
+            str, typer.Option(help="labelled images or vectors: built-in name (fashion-mnist, digits) or a path")
+        ] = "fashion-mnist",
+        test_data: Annotated[
+            str | None, typer.Option(help="test set for a path --data (default: hold out --test-share of it)")
+        ] = None,
+        test_share: Annotated[float, typer.Option(help="share of a path --data held out as test set")] = 0.2,
     ) -> None:
-        """Fashion-MNIST end to end: label-free dynamics and prototypes vs random; table, plot, report."""
+        """End to end on labelled data: label-free dynamics and prototypes vs random; table, plot, report."""
         from selfprune.cli import out as stdout
         from selfprune.demo import DemoConfig, run_demo
 
         cfg = DemoConfig.quick() if quick else DemoConfig()
-        cfg = cfg.replace(encoder=encoder, trainer=model, n_seeds=n_seeds)
+        cfg = cfg.replace(encoder=encoder, trainer=model, n_seeds=n_seeds, data=data, test_data=test_data,
+                          test_share=test_share)  # fmt: skip
         with progress_bar() as bar:
             task = bar.add_task("demo", total=None)
 
