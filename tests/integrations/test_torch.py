@@ -174,3 +174,13 @@ def test_lightning_datamodule_trains_on_kept_rows(tmp_path):
     assert seen == set(kept_pos.tolist())
     assert all(torch.isfinite(p).all() for p in module.parameters())
     assert len(dm.sampler) == len(kept)
+
+
+def test_datamodule_state_carries_the_sampler_epoch():
+    ds, ids, kept, _ = poisoned()
+    a = kept_datamodule(ds, kept, ids=ids, seed=2)
+    list(a.sampler)
+    list(a.sampler)  # two epochs drawn
+    b = kept_datamodule(ds, kept, ids=ids, seed=2)
+    b.load_state_dict(a.state_dict())
+    assert list(b.sampler) == list(a.sampler)

@@ -111,7 +111,8 @@ def kept_datamodule(train: Any, kept_ids, *, ids=None, val: Any = None, test: An
                     num_workers: int = 0, seed: int = 0):  # fmt: skip
     """A Lightning ``LightningDataModule``: training on the kept examples of ``train``, the rest as given.
 
-    The training loader draws through :class:`KeptSampler` (seeded, reshuffled every epoch);
+    The training loader draws through :class:`KeptSampler` (seeded, reshuffled every epoch, its epoch
+    saved in Lightning checkpoints so that a resumed fit sees the orders an uninterrupted one would);
     validation and test loaders, when given, run over their whole datasets in order.
     """
     try:
@@ -137,5 +138,11 @@ def kept_datamodule(train: Any, kept_ids, *, ids=None, val: Any = None, test: An
 
         def test_dataloader(self):
             return DataLoader(test, batch_size=batch_size, num_workers=num_workers) if test is not None else []
+
+        def state_dict(self) -> dict[str, int]:  # saved in Lightning checkpoints
+            return {"sampler_epoch": sampler.epoch}
+
+        def load_state_dict(self, state: dict[str, int]) -> None:
+            sampler.set_epoch(state["sampler_epoch"])
 
     return KeptDataModule()
