@@ -75,3 +75,18 @@ def test_truncated_npy(tmp_path):
 def test_unknown_spec():
     with pytest.raises(DataSourceError, match="--labels must be auto, none"):
         load_labels("nowhere.npy", IDS, caller="t")
+
+
+def test_a_pseudo_label_file_gives_its_clusters(tmp_path):
+    from selfprune.io.tables import write_pseudo_labels
+    from selfprune.metrics.pseudo import pseudo_labels
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(size=(30, 4)) + 8 * c for c in range(3)]).astype(np.float32)
+    ids = np.arange(100, 190)
+    pl = pseudo_labels(x, ids=ids, k=3, refine="none", seed=0)
+    write_pseudo_labels(tmp_path / "p.parquet", pl)
+    np.testing.assert_array_equal(load_labels(tmp_path / "p.parquet", ids[::-1], caller="t"), pl.labels[::-1])
+    both = pa.table({"id": ids, "label": np.zeros(90, dtype=np.int64), "pseudo_label": pl.labels})
+    pq.write_table(both, tmp_path / "both.parquet")  # true labels win where both are present
+    assert not load_labels(tmp_path / "both.parquet", ids, caller="t").any()

@@ -6,8 +6,9 @@ Every command that takes ``--labels`` resolves it here, so the forms mean the sa
   ``label`` column), passed in by the caller as ``auto``; ``None`` when there are none;
 - ``none``: no labels;
 - ``path.npy``: one integer label per row, in the order of ``ids``;
-- ``path.parquet``: columns ``id`` and ``label``; rows are matched by id, ids without a row get ``-1``
-  (unlabelled), rows whose id is not among ``ids`` are ignored.
+- ``path.parquet``: columns ``id`` and ``label`` (or ``pseudo_label``: the file ``pseudo-labels``
+  writes); rows are matched by id, ids without a row get ``-1`` (unlabelled), rows whose id is not
+  among ``ids`` are ignored.
 
 Labels come back as an (N,) int64 array aligned with ``ids``, or ``None``.
 """
@@ -23,7 +24,7 @@ import numpy as np
 from selfprune._checks import align_ids
 from selfprune.errors import DataSourceError, InvalidInputError
 
-FORMS = "auto, none, a .npy file or a Parquet file with id and label columns"
+FORMS = "auto, none, a .npy file or a Parquet file with id and label (or pseudo_label) columns"
 
 
 def _as_int_labels(values: np.ndarray, n: int, *, caller: str, source: str) -> np.ndarray:
@@ -60,11 +61,13 @@ def _load_parquet(path: Path, ids: np.ndarray, *, caller: str) -> np.ndarray:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataSourceError(f"{caller}: {path} is not a readable Parquet file ({exc})") from None
-    if not {"id", "label"} <= set(table.column_names):
-        raise DataSourceError(f"{caller}: {path} needs columns id and label, has {table.column_names}")
+    column = next((c for c in ("label", "pseudo_label") if c in table.column_names), None)
+    if "id" not in table.column_names or column is None:
+        have = table.column_names
+        raise DataSourceError(f"{caller}: {path} needs columns id and label (or pseudo_label), has {have}")
     lid = table.column("id").to_numpy(zero_copy_only=False)
     lab = _as_int_labels(
-        np.asarray(table.column("label").to_numpy(zero_copy_only=False)), len(lid), caller=caller, source=str(path)
+        np.asarray(table.column(column).to_numpy(zero_copy_only=False)), len(lid), caller=caller, source=str(path)
     )
     at = align_ids(lid, ids, caller=caller, what=f"labels file {path}", allow_missing=True)
     if len(ids) and not np.any(at >= 0):
