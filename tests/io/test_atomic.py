@@ -65,3 +65,23 @@ def test_default_hook_converts_numpy_and_paths_and_refuses_the_rest(tmp_path):
     assert json.dumps({"s": {1, 2}}, default=lambda o: jsonable(o, other=repr)) == '{"s": "{1, 2}"}'
     write_json_atomic(tmp_path / "j.json", obj)
     assert json.loads((tmp_path / "j.json").read_text()) == json.loads(text)
+
+
+def test_atomic_dir_appears_whole_or_not_at_all_and_respects_inputs(tmp_path):
+    import pytest as _pytest
+
+    from selfprune.errors import InvalidInputError
+    from selfprune.io.atomic import atomic_dir, protect_inputs
+
+    with _pytest.raises(RuntimeError), atomic_dir(tmp_path / "half") as tmp:
+        (tmp / "a.txt").write_text("x")
+        raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary twin is left
+    with atomic_dir(tmp_path / "whole") as tmp:
+        (tmp / "a.txt").write_text("x")
+    assert (tmp_path / "whole" / "a.txt").read_text() == "x"
+    (tmp_path / "in").mkdir()
+    with protect_inputs([tmp_path / "in"]), _pytest.raises(InvalidInputError, match="overwrite the input"):
+        with atomic_dir(tmp_path / "in" / "sub"):
+            pass
+    assert list((tmp_path / "in").iterdir()) == []

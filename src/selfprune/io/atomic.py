@@ -47,9 +47,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     if target.exists():
         raise InvalidInputError(f"{target} already exists; name a new folder to write")
-    for src in _INPUTS.get():
-        if _overlaps(target, src):
-            raise InvalidInputError(f"refusing to write {target}: it would overwrite the input {src}")
+    _refuse_inputs(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -115,6 +113,13 @@ def _check_target(target: Path) -> None:
 
     if target.is_dir():
         raise InvalidInputError(f"{target} is a folder; name a file to write")
+    _refuse_inputs(target)
+
+
+def _refuse_inputs(target: Path) -> None:
+    """Refuse ``target`` if it is, or lies inside, one of the inputs that ``protect_inputs`` holds."""
+    from selfprune.errors import InvalidInputError
+
     for src in _INPUTS.get():
         if _overlaps(target, src):
             raise InvalidInputError(f"refusing to write {target}: it would overwrite the input {src}")

@@ -1,8 +1,9 @@
 """Data sources with stable example ids. Labels are always optional.
 
 ``load_source`` understands built-in names (``fashion-mnist``, ``digits``), ``.npy``/``.npz``
-arrays, Parquet files (a feature/embedding column plus optional ``id``/``label``), image folders
-(class sub-folders, or flat and unlabelled) and JSONL text. Image folders are read lazily, a batch
+arrays, Parquet files (a feature/embedding column, an ``image`` struct column of encoded bytes or a
+``text`` column, plus optional ``id``/``label``), image folders (class sub-folders, or flat and
+unlabelled), Hugging Face ``save_to_disk`` folders and JSONL text. Image folders are read lazily, a batch
 at a time, so a data set never needs to fit in memory.
 """
 
