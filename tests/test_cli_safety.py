@@ -78,6 +78,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "tokens": [("--chains {d}/chains.jsonl --out {d}/chains.jsonl", "would overwrite the input")],
     "tokens-generate": [("--out {d}/a-folder", "is a folder")],
     "demo": [("--out {d}/a-file", "is a file")],
+    "prune": [("--data {d}/data.npz --keep 0.5 --out {d}/a-file", "is a file")],
     "export": [
         ("--data {d}/data.npz --kept {d}/s.parquet --out {d}/s.parquet", "would overwrite the input"),
         ("--data {d}/data.npz --kept {d}/s.parquet --format parquet --out {d}/a-folder", "is a folder"),

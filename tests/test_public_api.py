@@ -23,6 +23,8 @@ PUBLIC = {
     "scaling_curve", "fit_power_law", "analyze_curve", "decide_policy", "audit", "AuditReport",
     # tokens
     "TokenPruner", "prune_chains", "generate_chains", "read_chains", "tag_tokens", "load_causal_lm",
+    # end to end, and back into training
+    "prune", "PruneResult", "export",
 }  # fmt: skip
 
 

@@ -73,6 +73,10 @@ _LAZY: dict[str, str] = {
     "read_chains": "selfprune.tokens.data",
     "generate_chains": "selfprune.tokens.data",
     "load_causal_lm": "selfprune.tokens.model",
+    # end to end, and back into training
+    "prune": "selfprune.pipeline",
+    "PruneResult": "selfprune.pipeline",
+    "export": "selfprune.io.export",
     "TokenPruner": "selfprune.tokens.prune",
     "prune_chains": "selfprune.tokens.prune",
     "tag_tokens": "selfprune.tokens.tagger",

@@ -68,12 +68,10 @@ def test_default_hook_converts_numpy_and_paths_and_refuses_the_rest(tmp_path):
 
 
 def test_atomic_dir_appears_whole_or_not_at_all_and_respects_inputs(tmp_path):
-    import pytest as _pytest
-
     from selfprune.errors import InvalidInputError
     from selfprune.io.atomic import atomic_dir, protect_inputs
 
-    with _pytest.raises(RuntimeError), atomic_dir(tmp_path / "half") as tmp:
+    with pytest.raises(RuntimeError), atomic_dir(tmp_path / "half") as tmp:
         (tmp / "a.txt").write_text("x")
         raise RuntimeError("killed mid-write")
     assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary twin is left
@@ -81,7 +79,7 @@ def test_atomic_dir_appears_whole_or_not_at_all_and_respects_inputs(tmp_path):
         (tmp / "a.txt").write_text("x")
     assert (tmp_path / "whole" / "a.txt").read_text() == "x"
     (tmp_path / "in").mkdir()
-    with protect_inputs([tmp_path / "in"]), _pytest.raises(InvalidInputError, match="overwrite the input"):
+    with protect_inputs([tmp_path / "in"]), pytest.raises(InvalidInputError, match="overwrite the input"):
         with atomic_dir(tmp_path / "in" / "sub"):
             pass
     assert list((tmp_path / "in").iterdir()) == []

@@ -1,4 +1,4 @@
-"""``export``: write the kept examples themselves (Parquet, JSONL or an image folder)."""
+"""``export`` (the kept examples themselves) and ``prune`` (label-free, from data to pruned data)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,24 @@ def register(app: typer.Typer) -> None:
         source = load_source(data, split=split, text_field=text_field)
         path = run_export(source, ids, out, format=format, meta={"selection": meta, "kept_file": str(kept)})
         stdout.print(f"wrote {len(ids):,} of {len(source):,} examples of {source.name} to {path}", highlight=False)
+
+    @app.command(epilog="Example: selfprune prune --data fashion-mnist --keep 0.5 --out runs/fm-pruned")
+    def prune(
+        data: Annotated[str, typer.Option(help="built-in name (fashion-mnist, digits) or a path")],
+        keep: Annotated[str, typer.Option(help="a fraction in (0, 1] or a count")],
+        out: Annotated[Path, typer.Option(help="folder to write into (embeddings, pseudo-labels, kept ids, data)")],
+        format: Annotated[str, typer.Option("--format", help="parquet, jsonl, imagefolder or hf")] = "parquet",
+        encoder: Annotated[str | None, typer.Option(help="default: pixels for images, wordllama for text")] = None,
+        seed: Annotated[int, typer.Option(help="the master seed")] = 0,
+    ) -> None:
+        """Label-free, end to end: embed, pseudo-label, keep a cluster-balanced subset, export it."""
+        from selfprune.cli import out as stdout
+        from selfprune.commands._options import parse_keep
+        from selfprune.pipeline import prune as run_prune
+
+        result = run_prune(data, parse_keep(keep, caller="prune"), out, seed=seed, encoder=encoder, format=format,
+                           progress=lambda msg: stdout.print(msg, highlight=False))  # fmt: skip
+        stdout.print(f"kept {len(result.kept_ids):,} of {result.n_total:,}; pruned data: {result.pruned_path}",
+                     highlight=False)  # fmt: skip
+        for reason in result.reasons:
+            stdout.print(f"- {reason}", highlight=False)
