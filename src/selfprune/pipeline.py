@@ -84,7 +84,11 @@ def prune(data, keep: float | int, out, *, seed: SeedLike = 0, encoder: str | No
         name = "none (the vectors themselves)"
     else:
         say(f"embed {len(source):,} examples with {name}")
-        store = embed(source, get_encoder(name), out / "emb", seed=seed)
+        settings = {}
+        if name == "pixels":  # PCA cannot have more components than rows or pixels
+            pixels = int(np.prod(np.asarray(source.take(np.arange(1))).shape[1:]))
+            settings["dim"] = min(64, len(source), pixels)
+        store = embed(source, get_encoder(name, **settings), out / "emb", seed=seed)
         say("pseudo-labels from the embeddings")
         pl = pseudo_labels(store, seed=seed, encoder=name)
     write_pseudo_labels(out / "pseudo.parquet", pl)

@@ -89,3 +89,18 @@ def test_export_hf_and_image_parquet_read_back_identically(pixels, tmp_path):
     assert np.array_equal(np.asarray(back.take(slice(0, len(back)))), x[pos])
     assert np.array_equal(back.labels, y[pos])
     assert np.array_equal(np.asarray(from_hf(hf).take(np.arange(4))), x[pos])
+
+
+def test_hf_source_prune_save_round_trip_keeps_every_column(pixels, tmp_path):
+    import selfprune as sp
+
+    x, y = pixels
+    ds = _hf_images(x, y, [f"img{i:02d}" for i in range(24)]).add_column("caption", [f"c{i}" for i in range(24)])
+    ds.save_to_disk(str(tmp_path / "src"))
+    result = sp.prune(str(tmp_path / "src"), 12, tmp_path / "run", seed=0)
+    out = save_kept(tmp_path / "src", result.kept_ids, tmp_path / "pruned")
+    back = datasets.load_from_disk(str(out))
+    assert back.column_names == ds.column_names and back.features == ds.features
+    rows = [int(i[3:]) for i in sorted(result.kept_ids.tolist())]
+    assert back["id"] == sorted(result.kept_ids.tolist()) and back["caption"] == [f"c{i}" for i in rows]
+    assert np.array_equal(np.stack([np.asarray(im) for im in back["image"]]), x[rows])
