@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import SeedLike, resolve_keep, seed_int
+from selfprune.errors import InvalidInputError
+from selfprune.io.export import FORMATS
 
 ENCODER_FOR = {"image": "pixels", "text": "wordllama"}
-SUFFIX = {"parquet": "pruned.parquet", "jsonl": "pruned.jsonl", "hf": "pruned.hf", "imagefolder": "pruned"}
+SUFFIX = {"parquet": ".parquet", "jsonl": ".jsonl", "hf": ".hf", "imagefolder": ""}  # what export reads back
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,8 @@ def prune(data, keep: float | int, out, *, seed: SeedLike = 0, encoder: str | No
     from selfprune.metrics.pseudo import pseudo_labels
     from selfprune.select import select
 
-    if format not in SUFFIX:
-        from selfprune.errors import InvalidInputError
-
-        raise InvalidInputError(f"prune: format must be one of {', '.join(SUFFIX)}, got {format!r}")
+    if format not in FORMATS:
+        raise InvalidInputError(f"prune: format must be one of {', '.join(FORMATS)}, got {format!r}")
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
     out = Path(out)
@@ -107,7 +107,7 @@ def prune(data, keep: float | int, out, *, seed: SeedLike = 0, encoder: str | No
             "encoder": name, "k": pl.k, "n_total": len(source)}  # fmt: skip
     write_ids(out / "kept.parquet", sel.ids, meta)
     say(f"export {len(sel.ids):,} kept examples as {format}")
-    pruned = out / SUFFIX[format]
+    pruned = out / f"pruned{SUFFIX[format]}"
     if pruned.is_dir():  # a rerun replaces its own earlier folder export (a file export is replaced atomically)
         import shutil
 

@@ -44,12 +44,13 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="the master seed")] = 0,
     ) -> None:
         """Label-free, end to end: embed, pseudo-label, keep a cluster-balanced subset, export it."""
+        from selfprune.cli import console
         from selfprune.cli import out as stdout
         from selfprune.commands._options import parse_keep
         from selfprune.pipeline import prune as run_prune
 
         result = run_prune(data, parse_keep(keep, caller="prune"), out, seed=seed, encoder=encoder, format=format,
-                           progress=lambda msg: stdout.print(msg, highlight=False))  # fmt: skip
+                           progress=lambda msg: console.print(msg, highlight=False))  # fmt: skip
         stdout.print(f"kept {len(result.kept_ids):,} of {result.n_total:,}; pruned data: {result.pruned_path}",
                      highlight=False)  # fmt: skip
         for reason in result.reasons:

@@ -24,7 +24,7 @@ import numpy as np
 
 from selfprune.errors import DataSourceError, InvalidInputError, MissingExtraError
 from selfprune.io.atomic import atomic_dir
-from selfprune.io.sources import Dataset
+from selfprune.io.sources import Dataset, stack_images
 
 MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
@@ -88,10 +88,7 @@ def from_hf(obj: Any, *, split: str = "train", image_column: str = "image", text
         column = ds.select_columns([image_column])
 
         def reader(positions) -> np.ndarray:
-            arrays = [np.asarray(column[int(i)][image_column]) for i in positions]
-            if len({a.shape for a in arrays}) > 1:
-                raise DataSourceError(f"{name}: images of different shapes; resize them first")
-            return np.stack(arrays).astype(np.uint8, copy=False)
+            return stack_images([np.asarray(column[int(i)][image_column]) for i in positions], name)
 
         return Dataset(name, ids, list(range(len(ds))), "image", labels, classes, reader)
     if text_column in ds.column_names:

@@ -326,8 +326,13 @@ def _decode_png_bytes(blobs: Sequence[bytes]) -> np.ndarray:
                 arrays.append(np.asarray(im))
         except OSError as exc:
             raise DataSourceError(f"corrupt encoded image in a Parquet image column ({exc})") from None
+    return stack_images(arrays, "a Parquet image column")
+
+
+def stack_images(arrays: Sequence[np.ndarray], where: str) -> np.ndarray:
+    """Decoded images -> one uint8 array; images of different shapes are refused, naming ``where``."""
     if len({a.shape for a in arrays}) > 1:
-        raise DataSourceError("images of different shapes in a Parquet image column; resize them first")
+        raise DataSourceError(f"images of different shapes in {where}; resize them first")
     return np.stack(arrays).astype(np.uint8, copy=False)
 
 
