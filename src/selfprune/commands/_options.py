@@ -6,6 +6,13 @@ renamed options are refused by :data:`RENAMED`, checked once in :func:`selfprune
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from selfprune.errors import InvalidInputError
 
 LABELS_HELP = "auto (the input's own), none, a .npy (one per row) or a Parquet file with id and label columns"
@@ -113,3 +120,34 @@ def progress_bar(*, transient: bool = False):
 def stats_row(d: dict) -> tuple[str, ...]:
     """min, median, mean, max of :func:`selfprune.report.summary.describe`, formatted for a table."""
     return tuple(f"{d[key]:.4g}" for key in ("min", "median", "mean", "max"))
+
+
+EngineOption = Annotated[
+    str, typer.Option(help="local (this process, streamed) or ray (Ray Data; see --address)")
+]
+AddressOption = Annotated[
+    str | None, typer.Option(help="Ray cluster to join (host:port, or auto); default: start a local one")
+]
+WorkersOption = Annotated[int | None, typer.Option(help="Ray workers of a local cluster (default: all cores)")]
+
+
+@contextlib.contextmanager
+def engine_for(out: Path, engine: str, address: str | None = None, workers: int | None = None) -> Iterator[None]:
+    """Run the block's metrics on ``engine``, checkpointing chunk results beside ``out``.
+
+    Finished chunks go to ``.<out name>.parts/`` next to ``out``; a run killed at any point and rerun
+    with the same command reuses them (the result is identical). The folder is removed once the
+    block ends without an error, i.e. once the output is written.
+    """
+    from selfprune.engine import make_engine, use_engine
+
+    if engine != "ray" and (address is not None or workers is not None):
+        raise InvalidInputError("--address and --workers need --engine ray")
+    options = {"address": address, "workers": workers} if engine == "ray" else {}
+    eng = make_engine(engine, workdir=Path(out).parent / f".{Path(out).name}.parts", **options)
+    try:
+        with use_engine(eng):
+            yield
+        eng.clear()
+    finally:
+        eng.close()

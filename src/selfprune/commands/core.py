@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None, typer.Option("--set", help="encoder setting key=value, repeatable")
         ] = None,
         chunk_rows: Annotated[int, typer.Option(help="rows per stored chunk")] = 8192,
+        dtype: Annotated[str, typer.Option(help="float32 or float16 (half the disk; rows read back as float32)")] = (
+            "float32"
+        ),
         batch_size: Annotated[int, typer.Option(help="rows per encoder call")] = 512,
         seed: Annotated[int, typer.Option(help="seed for encoders that learn")] = 0,
         fit_rows: Annotated[int, typer.Option(help="sample size that learning encoders fit on")] = 20_000,
@@ -69,6 +72,7 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 seed=seed,
                 fit_rows=fit_rows,
+                dtype=dtype,
                 progress=lambda done, total: bar.update(task, completed=done),
             )
         stdout.print(f"wrote {len(store)} x {store.dim} embeddings ({encoder}) to {out}")

@@ -12,7 +12,7 @@ from selfprune._checks import check_int
 from selfprune.embed.base import Encoder
 from selfprune.errors import InvalidInputError
 from selfprune.io.sources import Dataset
-from selfprune.io.store import EmbeddingStore
+from selfprune.io.store import DTYPES, EmbeddingStore
 
 
 def embed(
@@ -24,16 +24,20 @@ def embed(
     batch_size: int = 512,
     fit_rows: int = 20_000,
     seed: int = 0,
+    dtype: str = "float32",
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddingStore:
     """Embed every example of ``dataset`` into a store at ``out``; resumes a killed run.
 
+    ``dtype="float16"`` stores half-size chunks (rows are encoded in float32 and rounded once).
     Encoders that learn (``fit``) are fitted once on a seeded sample of ``fit_rows`` examples and
     their state saved in the store before any chunk is written, so a resumed run encodes with the
     very same state. ``progress(done_rows, total_rows)`` is called after each chunk.
     """
     check_int(chunk_rows, caller="embed", name="chunk_rows", low=1)
     check_int(batch_size, caller="embed", name="batch_size", low=1)
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"embed: dtype must be one of {DTYPES}, got {dtype!r}")
     if len(dataset) == 0:
         raise InvalidInputError("embed: the data set is empty")
     if encoder.modality != dataset.modality and not (encoder.name == "pixels" and dataset.modality == "features"):
@@ -53,6 +57,7 @@ def embed(
         source={"name": dataset.name, "fingerprint": dataset.fingerprint(), "modality": dataset.modality},
         chunk_rows=chunk_rows,
         labels=dataset.labels,
+        dtype=dtype,
     )
     if has_state and not resuming:
         encoder.save_state(state_dir)  # type: ignore[attr-defined]

@@ -190,12 +190,12 @@ def prototype_values(x: np.ndarray, *, k: int, seed: int) -> np.ndarray:
 
 def cluster_assignments(x: np.ndarray, *, k: int, seed: int) -> np.ndarray:
     """Index of the nearest of ``k`` spherical k-means centroids for each row (N,)."""
-    from selfprune.engine.local import sample_rows
-    from selfprune.metrics._kmeans import fit_centroids, nearest_similarity
+    from selfprune.engine.base import get_engine, sample_rows, stack
+    from selfprune.metrics._kmeans import fit_centroids, nearest_chunk
 
     sample = _normalize(sample_rows(x, k * 256, seed=seed))
     cents = fit_centroids(sample, k=k, seed=seed)
-    return nearest_similarity(_normalize(x), cents)[1]
+    return stack(get_engine().map(nearest_chunk, x, {"centroids": cents}), "label")
 
 
 def el2n_proxy(features: np.ndarray, labels: np.ndarray, *, seed: SeedLike = 0, folds: int = 3) -> np.ndarray:

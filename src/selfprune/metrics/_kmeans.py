@@ -96,6 +96,15 @@ def nearest_similarity(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray
     return sims[:, 0].astype(np.float64), idx[:, 0].astype(np.int64)
 
 
+def nearest_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: cosine similarity to (``sim``, float64) and index of (``label``) the nearest
+    of ``state["centroids"]`` for each row, after validating and L2-normalising the rows."""
+    from selfprune._checks import check_embeddings
+
+    sim, label = nearest_similarity(normalize_rows(check_embeddings(chunk, caller="embeddings")), state["centroids"])
+    return {"sim": sim, "label": label}
+
+
 def knn_index(
     base: np.ndarray,
     *,
@@ -126,11 +135,37 @@ def knn_index(
     return idx
 
 
+def serialize_index(index) -> np.ndarray:
+    """A faiss index as a uint8 array (fitted state that a worker can load from a file)."""
+    return np.asarray(_faiss().serialize_index(index), dtype=np.uint8)
+
+
+_LOADED: list = []  # (the serialized array, its index): the last one loaded in this process
+
+
+def deserialize_index(data: np.ndarray):
+    """The index of :func:`serialize_index`; the last one is kept, so a chunk loop loads it once."""
+    if _LOADED and _LOADED[0][0] is data:  # held here, so its id cannot be reused
+        return _LOADED[0][1]
+    index = _faiss().deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+    _LOADED[:] = [(data, index)]
+    return index
+
+
+def forget_index() -> None:
+    """Drop the index kept by :func:`deserialize_index` (its memory)."""
+    _LOADED.clear()
+
+
 __all__ = [
     "normalize_rows",
     "kmeans",
     "fit_centroids",
     "nearest_centroids",
     "nearest_similarity",
+    "nearest_chunk",
     "knn_index",
+    "serialize_index",
+    "deserialize_index",
+    "forget_index",
 ]

@@ -12,22 +12,15 @@ import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, check_labels, seed_int
 from selfprune._seeds import seed_list as seed_list_of
-from selfprune.engine.local import map_chunks, sample_rows
+from selfprune.engine.base import Engine, get_engine, sample_rows, source_of, stack
 from selfprune.errors import InvalidInputError
-from selfprune.metrics._kmeans import fit_centroids, nearest_similarity, normalize_rows
+from selfprune.metrics._kmeans import fit_centroids, nearest_chunk, normalize_rows
 from selfprune.scores import Scores
 
 DEFAULT_K = 100
 """Default number of prototypes. Sorscher et al. found the metric robust to k over an order of
 magnitude on ImageNet (they used 100 per 1,000 classes ~ the class count); 100 is a safe default for
 data sets of 10^4 to 10^6 examples; use roughly the number of classes or more."""
-
-
-def _rows_of(embeddings, caller: str):
-    """Validate an in-memory array; a store is validated chunk by chunk as it streams."""
-    if hasattr(embeddings, "iter_chunks"):
-        return embeddings
-    return check_embeddings(embeddings, caller=caller)
 
 
 def prototypes(
@@ -42,18 +35,20 @@ def prototypes(
     max_points_per_centroid: int = 256,
     encoder: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    engine: Engine | str | None = None,
 ) -> Scores:
     """Cosine distance to the nearest of ``k`` spherical k-means centroids. (N, D) -> (N,), in [0, 2].
 
-    ``embeddings`` is an (N, D) array or an :class:`~selfprune.io.store.EmbeddingStore` (streamed
-    chunk by chunk). Rows are L2-normalised. Centroids are fitted on a sample of at most
+    ``embeddings`` is an (N, D) array, a ``.npy`` memory map (float16 or float32) or an
+    :class:`~selfprune.io.store.EmbeddingStore`; maps and stores are streamed chunk by chunk on
+    ``engine`` (see :mod:`selfprune.engine.base`; ``None``: the current one, local by default). Rows are L2-normalised. Centroids are fitted on a sample of at most
     ``k * max_points_per_centroid`` rows. ``seed`` seeds the k-means fit; ``n_seeds`` (seeds
     ``0..n-1``) or ``seeds`` (a list) instead average the score over several k-means restarts.
     Higher = harder (far from every prototype). ``progress(done, total)`` is called after each
     chunk is scored (rows done over all seeds, of ``N x len(seeds)``).
     """
     caller = "prototypes"
-    x = _rows_of(embeddings, caller)
+    x = source_of(embeddings, caller=caller)
     n = len(x)
     check_int(k, caller=caller, name="k", low=1)
     if k > n:
@@ -72,16 +67,8 @@ def prototypes(
     ids = check_ids(ids, n, caller=caller)
 
     total = np.zeros(n, dtype=np.float64)
-    done = [0]
-
-    def score_chunk(c: np.ndarray, cents: np.ndarray) -> np.ndarray:
-        values = 1.0 - nearest_similarity(_checked_norm(c), cents)[0]
-        done[0] += len(c)
-        if progress is not None:
-            progress(done[0], n * len(seed_list))
-        return values
-
-    for s in seed_list:
+    eng = get_engine(engine)
+    for j, s in enumerate(seed_list):
         # the sample is a temporary of the call: freed before the map, so peak memory stays low
         cents = fit_centroids(
             normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=s), inplace=True),
@@ -90,16 +77,13 @@ def prototypes(
             niter=niter,
             max_points_per_centroid=max_points_per_centroid,
         )
-        total += map_chunks(x, lambda c, cents=cents: score_chunk(c, cents), chunk_rows=16_384)
+        step = None if progress is None else (lambda done, _n, j=j: progress(j * n + done, n * len(seed_list)))
+        total += 1.0 - stack(eng.map(nearest_chunk, x, {"centroids": cents}, progress=step), "sim")
     values = np.clip(total / len(seed_list), 0.0, 2.0)
     meta = {"k": k, "seeds": seed_list, "niter": niter, "max_points_per_centroid": max_points_per_centroid}
     if encoder:
         meta["encoder"] = encoder
     return Scores(ids=ids, values=values, name="prototypes", meta=meta)
-
-
-def _checked_norm(chunk: np.ndarray) -> np.ndarray:
-    return normalize_rows(check_embeddings(chunk, caller="prototypes"))
 
 
 def class_prototypes(embeddings, labels, *, ids=None, encoder: str | None = None) -> Scores:

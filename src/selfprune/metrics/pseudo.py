@@ -30,16 +30,14 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
-from selfprune.engine.local import map_chunks, sample_rows
+from selfprune.engine.base import Engine, get_engine, sample_rows, source_of, stack
 from selfprune.errors import InvalidInputError, require
 from selfprune.metrics._kmeans import fit_centroids, normalize_rows
-from selfprune.metrics.prototypes import _rows_of
 
 REFINE = ("none", "neighbours")
 KMEANS_TEMPERATURE = 0.05
 """Softmax temperature over cosine similarities that turns k-means assignments into confidences."""
 MIN_K, MAX_K, ROWS_PER_CLUSTER = 10, 100, 6000
-_CHUNK = 16_384
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +96,10 @@ def pseudo_labels(
     niter: int = 20,
     max_points_per_centroid: int = 256,
     encoder: str | None = None,
+    engine: Engine | str | None = None,
 ) -> PseudoLabels:
-    """Cluster ``embeddings`` (an (N, D) array or an EmbeddingStore) into ``k`` pseudo-classes.
+    """Cluster ``embeddings`` (an (N, D) array, a ``.npy`` memory map or an EmbeddingStore) into
+    ``k`` pseudo-classes. The fits run here on samples; labelling every row runs on ``engine``.
 
     ``refine="neighbours"`` (default) trains the neighbour-consistency head on a sample of at most
     ``fit_rows`` rows with ``neighbours`` nearest neighbours each, for ``epochs`` passes;
@@ -107,7 +107,7 @@ def pseudo_labels(
     empty (more often with the refinement); ``meta["empty_clusters"]`` counts them.
     """
     caller = "pseudo_labels"
-    x = _rows_of(embeddings, caller)
+    x = source_of(embeddings, caller=caller)
     n = len(x)
     if n < 2:
         raise InvalidInputError(f"{caller}: needs at least 2 rows, got {n}")
@@ -139,8 +139,9 @@ def pseudo_labels(
     }
     if encoder:
         meta["encoder"] = encoder
+    eng = get_engine(engine)
     if refine == "none":
-        out = map_chunks(x, lambda c: _kmeans_assign(_checked(c), centroids), chunk_rows=_CHUNK)
+        parts = eng.map(kmeans_assign_chunk, x, {"centroids": centroids})
         meta["temperature"] = KMEANS_TEMPERATURE
     else:
         m = min(n, fit_rows)
@@ -150,10 +151,10 @@ def pseudo_labels(
         init = _kmeans_assign(fit, centroids)[:, 0].astype(np.int64)
         head = fit_neighbour_head(fit, init, k=k, neighbours=neighbours, epochs=epochs, seed=head_seed)
         del fit
-        out = map_chunks(x, lambda c: _head_assign(head, _checked(c)), chunk_rows=_CHUNK)
+        parts = eng.map(head_assign_chunk, x, head_state(head))
         meta.update(neighbours=neighbours, epochs=epochs, fit_rows=m)
-    labels = out[:, 0].astype(np.int64)
-    conf = out[:, 1].astype(np.float64)
+    labels = stack(parts, "label").astype(np.int64)
+    conf = stack(parts, "confidence").astype(np.float64)
     counts = np.bincount(labels, minlength=k)
     meta["empty_clusters"] = int((counts == 0).sum())
     meta["mean_confidence"] = float(conf.mean())
@@ -173,13 +174,28 @@ def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return np.stack([lab.astype(np.float64), conf], axis=1)
 
 
-def _head_assign(head, x: np.ndarray) -> np.ndarray:
-    import torch
+def kmeans_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: the k-means ``label`` and ``confidence`` of each row (``state["centroids"]``)."""
+    out = _kmeans_assign(_checked(chunk), state["centroids"])
+    return {"label": out[:, 0].astype(np.int64), "confidence": out[:, 1]}
 
+
+def head_state(head) -> dict[str, np.ndarray]:
+    """The neighbour head's weights as arrays (the state a worker labels chunks with)."""
+    sd = head.state_dict()
+    return {"w1": sd["1.weight"].numpy(), "b1": sd["1.bias"].numpy(), "w2": sd["3.weight"].numpy(), "b2": sd["3.bias"].numpy()}
+
+
+def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: the head's most likely cluster (``label``) and its probability of each row."""
+    torch = require("torch", "torch")
+    f = torch.nn.functional
+    w = {k: torch.from_numpy(np.ascontiguousarray(state[k])) for k in ("w1", "b1", "w2", "b2")}
     with torch.inference_mode():
-        p = torch.softmax(head(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))), dim=1)
+        x = torch.from_numpy(_checked(chunk))
+        p = torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1)
         conf, lab = p.max(dim=1)
-    return np.stack([lab.numpy().astype(np.float64), conf.numpy().astype(np.float64)], axis=1)
+    return {"label": lab.numpy().astype(np.int64), "confidence": conf.numpy().astype(np.float64)}
 
 
 def fit_neighbour_head(
