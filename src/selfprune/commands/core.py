@@ -10,7 +10,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from selfprune.commands._options import LABELS_HELP, parse_ints, parse_keep, progress_bar
+from selfprune.commands._options import (
+    LABELS_HELP,
+    AddressOption,
+    EngineOption,
+    WorkersOption,
+    engine_for,
+    parse_ints,
+    parse_keep,
+    progress_bar,
+)
 from selfprune.errors import InvalidInputError
 
 
@@ -92,11 +101,14 @@ def register(app: typer.Typer) -> None:
         labels: Annotated[str, typer.Option(help=LABELS_HELP)] = "auto",
         vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
         add_to: Annotated[bool, typer.Option(help="add the column to an existing score file at --out")] = False,
+        engine: EngineOption = "local",
+        address: AddressOption = None,
+        workers: WorkersOption = None,
     ) -> None:
         """Score every example (higher = harder) and write the score Parquet."""
         from selfprune.cli import out as stdout
         from selfprune.io.labels import load_labels
-        from selfprune.io.store import EmbeddingStore, open_embeddings
+        from selfprune.io.store import open_embeddings
         from selfprune.io.tables import read_scores, write_scores
         from selfprune.metrics import DEFAULT_K, class_prototypes, prototypes, random_scores
         from selfprune.report.summary import describe
@@ -106,26 +118,26 @@ def register(app: typer.Typer) -> None:
         source, ids, store_labels, meta = open_embeddings(embeddings, column=vector_column)
         lab = load_labels(labels, ids, caller="score", auto=store_labels)
         encoder = meta.get("encoder")
-        if metric == "prototypes":
-            with progress_bar(transient=True) as bar:
-                task = bar.add_task(f"prototypes over {len(ids):,} rows", total=None)
-                s = prototypes(
-                    source, k=DEFAULT_K if k is None else k, seeds=seed_list, ids=ids, encoder=encoder,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                )  # fmt: skip
-        elif metric == "class-prototypes":
-            if lab is None:
-                raise InvalidInputError("score: class-prototypes needs labels (--labels, or a store with labels)")
-            x = source.to_array() if isinstance(source, EmbeddingStore) else source
-            s = class_prototypes(x, lab, ids=ids, encoder=encoder)
-        elif metric == "random":
-            s = random_scores(ids, seed=seed_list[0])
-        else:
+        if metric not in ("prototypes", "class-prototypes", "random"):
             raise InvalidInputError(f"score: unknown metric {metric!r}; choose prototypes, class-prototypes, random")
-        table = ScoreTable.from_scores([s], labels=lab)
-        if add_to and out.is_file():
-            table = read_scores(out).with_scores(s)
-        write_scores(out, table)
+        if metric == "class-prototypes" and lab is None:
+            raise InvalidInputError("score: class-prototypes needs labels (--labels, or a store with labels)")
+        with engine_for(out, engine, address, workers):
+            if metric == "prototypes":
+                with progress_bar(transient=True) as bar:
+                    task = bar.add_task(f"prototypes over {len(ids):,} rows", total=None)
+                    s = prototypes(
+                        source, k=DEFAULT_K if k is None else k, seeds=seed_list, ids=ids, encoder=encoder,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    )  # fmt: skip
+            elif metric == "class-prototypes":
+                s = class_prototypes(source, lab, ids=ids, encoder=encoder)
+            else:
+                s = random_scores(ids, seed=seed_list[0])
+            table = ScoreTable.from_scores([s], labels=lab)
+            if add_to and out.is_file():
+                table = read_scores(out).with_scores(s)
+            write_scores(out, table)
         d = describe(s.values)
         stdout.print(
             f"wrote {s.name} for {len(s)} examples to {out} (min {d['min']:.4f}, median "

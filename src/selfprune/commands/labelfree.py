@@ -8,6 +8,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from selfprune.commands._options import AddressOption, EngineOption, WorkersOption, engine_for
+
 
 def register(app: typer.Typer) -> None:
     @app.command(
@@ -28,6 +30,9 @@ def register(app: typer.Typer) -> None:
         fit_rows: Annotated[int, typer.Option(help="rows the neighbour head trains on (a sample)")] = 100_000,
         seed: Annotated[int, typer.Option(help="seed of k-means and the head")] = 0,
         vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
+        engine: EngineOption = "local",
+        address: AddressOption = None,
+        workers: WorkersOption = None,
     ) -> None:
         """Cluster embeddings into pseudo-classes for label-free training dynamics."""
         from selfprune.cli import out as stdout
@@ -36,11 +41,12 @@ def register(app: typer.Typer) -> None:
         from selfprune.metrics.pseudo import pseudo_labels
 
         source, ids, labels, meta = open_embeddings(embeddings, column=vector_column)
-        pl = pseudo_labels(
-            source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,
-            fit_rows=fit_rows, encoder=meta.get("encoder"),
-        )  # fmt: skip
-        write_pseudo_labels(out, pl)
+        with engine_for(out, engine, address, workers):
+            pl = pseudo_labels(
+                source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,
+                fit_rows=fit_rows, encoder=meta.get("encoder"),
+            )  # fmt: skip
+            write_pseudo_labels(out, pl)
         counts = pl.counts()
         used = counts[counts > 0]
         how = "given" if k is not None else f"chosen for {len(pl):,} rows ({pl.meta['k_rule']})"

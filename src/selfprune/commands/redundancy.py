@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from selfprune.commands._options import progress_bar, stats_row
+from selfprune.commands._options import AddressOption, EngineOption, WorkersOption, engine_for, progress_bar, stats_row
 from selfprune.errors import InvalidInputError
 
 DEFAULT_GRID = "0,0.001,0.002,0.005,0.01,0.02,0.05,0.1,0.2"
@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
             ),
         ] = True,
         vector_column: VectorColumnOpt = None,
+        engine: EngineOption = "local",
+        address: AddressOption = None,
+        workers: WorkersOption = None,
         eps_sweep: Annotated[
             bool, typer.Option("--eps-sweep", help="Report the fraction removed per eps instead.")
         ] = False,
@@ -55,14 +58,15 @@ def register(app: typer.Typer) -> None:
         ] = DEFAULT_GRID,
     ) -> None:
         """Semantic dedup (SemDeDup): write OUT/kept.parquet and OUT/removed.parquet."""
-        from selfprune.io.store import load_embeddings
+        from selfprune.io.store import open_embeddings
 
-        x, ids, _, _ = load_embeddings(embeddings, column=vector_column)
+        x, ids, _, _ = open_embeddings(embeddings, column=vector_column)
         opts = {"k": k, "order": order, "seed": seed, "tile": tile, "cross_check": cross_check}
-        if eps_sweep:
-            _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
-        else:
-            _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
+        with engine_for(out, engine, address, workers):
+            if eps_sweep:
+                _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
+            else:
+                _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
 
     @app.command(
         "density",
@@ -78,25 +82,32 @@ def register(app: typer.Typer) -> None:
         ] = "auto",
         seed: Annotated[int, typer.Option(help="Seed of the IVF sample (ivf only).")] = 0,
         name: Annotated[str, typer.Option(help="Score column name.")] = "density",
+        reference: Annotated[
+            int | None,
+            typer.Option(help="Rows held in the neighbour index (default: all up to 500,000, else a sample)."),
+        ] = None,
         vector_column: VectorColumnOpt = None,
+        engine: EngineOption = "local",
+        address: AddressOption = None,
+        workers: WorkersOption = None,
     ) -> None:
         """kNN density score (mean distance to the nearest neighbours; sparse = hard) as a score file."""
         from rich.table import Table
 
         from selfprune.cli import out as stdout
-        from selfprune.io.store import load_embeddings
+        from selfprune.io.store import open_embeddings
         from selfprune.io.tables import write_scores
         from selfprune.metrics.density import knn_density
         from selfprune.report.summary import describe
 
-        x, ids, _, _ = load_embeddings(embeddings, column=vector_column)
-        with progress_bar(transient=True) as bar:
+        x, ids, _, _ = open_embeddings(embeddings, column=vector_column)
+        with engine_for(out, engine, address, workers), progress_bar(transient=True) as bar:
             task = bar.add_task(f"kNN density over {len(x):,} examples ({neighbours} neighbours)", total=len(x))
             scores = knn_density(
-                x, k=neighbours, ids=ids, metric=metric, index=index, seed=seed, name=name,
+                x, k=neighbours, ids=ids, metric=metric, index=index, seed=seed, name=name, reference=reference,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )  # fmt: skip
-        write_scores(out, scores)
+            write_scores(out, scores)
         d = describe(scores.values)
         table = Table(title=f"{name}: mean {metric} distance to {neighbours} nearest (higher = sparser)")
         for col in ("examples", "min", "median", "mean", "max", "file"):

@@ -198,6 +198,45 @@ def source_of(x, *, caller: str) -> Source:
     return ArraySource(check_embeddings(x, caller=caller))
 
 
+class RowReader:
+    """Rows of a chunked source by slice or positions, as float32, reading only the chunks touched.
+
+    Nothing stays mapped between reads, so scattered reads over a store larger than memory keep
+    the resident set to what one read returns.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.shape = (len(source), source.dim)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        src = self.source
+        pos = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        out = np.empty((len(pos), self.shape[1]), dtype=np.float32)
+        if isinstance(src, ArraySource):
+            out[:] = src.array[pos]
+            return out
+        chunk_of = pos // src.chunk_rows
+        order = np.argsort(chunk_of, kind="stable")
+        bounds = np.searchsorted(chunk_of[order], np.arange(src.n_chunks + 1))
+        for c in np.flatnonzero(np.diff(bounds)):
+            sel = order[bounds[c] : bounds[c + 1]]
+            arr = src.store.read_chunk(int(c))
+            out[sel] = arr[pos[sel] - c * src.chunk_rows]
+            del arr
+        return out
+
+
+def rows_of(source: Source) -> np.ndarray | RowReader:
+    """The rows of a source for random access: the array itself when it is float32 in memory."""
+    if isinstance(source, ArraySource) and source.path is None and source.array.dtype == np.float32:
+        return source.array
+    return RowReader(source)
+
+
 def sample_rows(source, n: int, seed: int) -> np.ndarray:
     """A uniform sample of ``n`` rows (sorted positions), float32, reading only the chunks it needs."""
     src = as_source(source)
@@ -209,7 +248,11 @@ def sample_rows(source, n: int, seed: int) -> np.ndarray:
     for c in np.unique(pos // src.chunk_rows):
         lo, hi = src.bounds(int(c))
         hit = pos[(pos >= lo) & (pos < hi)] - lo
-        out.append(np.asarray(src.chunk(int(c)))[hit])
+        rows = np.asarray(src.chunk(int(c)))[hit]
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if bad.size:  # a streamed source is validated as it is read
+            raise InvalidInputError(f"embeddings contain NaN or Inf at row {lo + hit[bad[0]]}")
+        out.append(rows)
     return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
 
@@ -403,6 +446,8 @@ __all__ = [
     "source_of",
     "open_source",
     "sample_rows",
+    "RowReader",
+    "rows_of",
     "stack",
     "Engine",
     "LocalEngine",

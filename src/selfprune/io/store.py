@@ -138,9 +138,10 @@ class EmbeddingStore:
         if values.shape != (hi - lo, self.manifest["dim"]):
             raise StoreError(f"chunk {i} has shape {values.shape}, expected {(hi - lo, self.manifest['dim'])}")
         if self.dtype != np.float32:
+            limit = float(np.finfo(self.dtype).max)
+            if np.abs(values).max() > limit:
+                raise StoreError(f"chunk {i} overflows {self.dtype} (values beyond +-{limit:g}); use a float32 store")
             values = values.astype(self.dtype)
-            if not np.isfinite(values).all():
-                raise StoreError(f"chunk {i} overflows {self.dtype} (values beyond +-65504); use a float32 store")
         with atomic_path(self._chunk_path(i)) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, values, allow_pickle=False)

@@ -41,7 +41,8 @@ def prototypes(
 
     ``embeddings`` is an (N, D) array, a ``.npy`` memory map (float16 or float32) or an
     :class:`~selfprune.io.store.EmbeddingStore`; maps and stores are streamed chunk by chunk on
-    ``engine`` (see :mod:`selfprune.engine.base`; ``None``: the current one, local by default). Rows are L2-normalised. Centroids are fitted on a sample of at most
+    ``engine`` (see :mod:`selfprune.engine.base`; ``None``: the current one, local by default).
+    Rows are L2-normalised. Centroids are fitted on a sample of at most
     ``k * max_points_per_centroid`` rows. ``seed`` seeds the k-means fit; ``n_seeds`` (seeds
     ``0..n-1``) or ``seeds`` (a list) instead average the score over several k-means restarts.
     Higher = harder (far from every prototype). ``progress(done, total)`` is called after each
@@ -86,24 +87,45 @@ def prototypes(
     return Scores(ids=ids, values=values, name="prototypes", meta=meta)
 
 
-def class_prototypes(embeddings, labels, *, ids=None, encoder: str | None = None) -> Scores:
+def class_prototypes(
+    embeddings, labels, *, ids=None, encoder: str | None = None, engine: Engine | str | None = None
+) -> Scores:
     """Cosine distance to the example's own class centroid (mean of its class's normalised rows).
 
-    Needs labels. Higher = harder (atypical for its class, or mislabelled).
+    Needs labels. Higher = harder (atypical for its class, or mislabelled). Two passes over the
+    chunks on ``engine``: per-class sums (added in chunk order), then each row against its centroid.
     """
     caller = "class_prototypes"
-    x = normalize_rows(check_embeddings(embeddings, caller=caller))
+    x = source_of(embeddings, caller=caller)
     y = check_labels(labels, len(x), caller=caller)
+    if ids is None and getattr(x, "ids", None) is not None:
+        ids = x.ids
     ids = check_ids(ids, len(x), caller=caller)
     classes, inverse = np.unique(y, return_inverse=True)
-    sums = np.zeros((len(classes), x.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, x)
+    eng = get_engine(engine)
+    state = {"inverse": inverse.astype(np.int64), "n_classes": np.array(len(classes))}
+    sums = np.sum([p["sums"] for p in eng.map(class_sums_chunk, x, state)], axis=0)
     cents = normalize_rows(sums.astype(np.float32))
-    sim = np.einsum("nd,nd->n", x.astype(np.float64), cents[inverse].astype(np.float64))
+    sim = stack(eng.map(own_centroid_chunk, x, {"inverse": state["inverse"], "centroids": cents}), "sim")
     meta = {"n_classes": int(len(classes))}
     if encoder:
         meta["encoder"] = encoder
     return Scores(ids=ids, values=np.clip(1.0 - sim, 0.0, 2.0), name="class-prototypes", meta=meta)
+
+
+def class_sums_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: float64 sums of the normalised rows per class (``state["inverse"]``)."""
+    x = normalize_rows(check_embeddings(chunk, caller="class_prototypes"))
+    sums = np.zeros((int(state["n_classes"]), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, state["inverse"][lo : lo + len(x)], x)
+    return {"sums": sums}
+
+
+def own_centroid_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: cosine similarity (float64) of each row to its own class's centroid."""
+    x = normalize_rows(check_embeddings(chunk, caller="class_prototypes"))
+    own = state["centroids"][state["inverse"][lo : lo + len(x)]]
+    return {"sim": np.einsum("nd,nd->n", x.astype(np.float64), own.astype(np.float64))}
 
 
 def random_scores(n_or_ids, *, seed: SeedLike = 0) -> Scores:

@@ -183,7 +183,8 @@ def kmeans_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarr
 def head_state(head) -> dict[str, np.ndarray]:
     """The neighbour head's weights as arrays (the state a worker labels chunks with)."""
     sd = head.state_dict()
-    return {"w1": sd["1.weight"].numpy(), "b1": sd["1.bias"].numpy(), "w2": sd["3.weight"].numpy(), "b2": sd["3.bias"].numpy()}
+    names = {"w1": "1.weight", "b1": "1.bias", "w2": "3.weight", "b2": "3.bias"}
+    return {key: sd[name].numpy() for key, name in names.items()}
 
 
 def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:

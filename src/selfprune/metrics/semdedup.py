@@ -22,6 +22,14 @@ Results do not depend on the input order: the k-means sample, the processing ord
 are decided by example id, not by row position. Within a cluster the comparisons run in tiles of
 ``tile`` rows, so memory is ``O(cluster x D + tile x tile)``: a 200,000-example cluster never
 materialises its similarity matrix. The input array is never copied as a whole.
+
+**At scale.** ``embeddings`` may be an EmbeddingStore or a ``.npy`` memory map (float16 or
+float32): rows are then read from disk as each step needs them (a cluster at a time), so memory is
+``O(N)`` for the per-row bookkeeping (about 60 bytes a row) plus the largest cluster, never the
+whole array. The norm pass runs on the engine (chunk by chunk). The cluster pass runs in the driver,
+clusters in order: with ``cross_check`` a cluster compares its rows with the kept rows of earlier
+clusters, so cluster ``c`` depends on clusters ``< c`` and they are not independent tasks (without
+the cross-check they would be, at the price of keeping both halves of a group cut by a boundary).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
+from selfprune.engine.base import Engine, RowReader, get_engine, rows_of, source_of, stack
 from selfprune.errors import InvalidInputError
 from selfprune.metrics._kmeans import kmeans, nearest_centroids
 
@@ -102,6 +111,7 @@ def semdedup(
     max_points_per_centroid: int = 256,
     cross_check: bool = True,
     progress: Progress | None = None,
+    engine: Engine | str | None = None,
 ) -> DedupResult:
     """Semantic dedup of (N, D) ``embeddings``: drop each with cosine > ``1 - eps`` to a kept one.
 
@@ -118,7 +128,7 @@ def semdedup(
     eps = _check_eps(eps, caller=caller)
     plan = _plan(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
-        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller,
+        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller, engine=engine,
     )
     kept_rows, dup_rows, sims = _dedup_clusters(plan, [eps], progress=progress)[0]
     return _result(plan, eps, kept_rows, dup_rows, sims)
@@ -137,6 +147,7 @@ def semdedup_sweep(
     max_points_per_centroid: int = 256,
     cross_check: bool = True,
     progress: Progress | None = None,
+    engine: Engine | str | None = None,
 ) -> EpsSweep:
     """Fraction removed at each ``eps`` in ``eps_values``, clustering once (to choose ``eps``).
 
@@ -149,7 +160,7 @@ def semdedup_sweep(
     eps_list = [_check_eps(float(e), caller=caller, name="eps_values") for e in values]
     plan = _plan(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
-        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller,
+        max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller, engine=engine,
     )
     outs = _dedup_clusters(plan, eps_list, progress=progress)
     n = plan.n
@@ -185,7 +196,7 @@ def _check_eps(eps, *, caller: str, name: str = "eps") -> float:
 
 @dataclass
 class _Plan:
-    x: np.ndarray  # (N, D) float32 input (not normalised, not copied)
+    x: np.ndarray | RowReader  # (N, D) float32 input (not normalised, not copied; a store is read by rows)
     ids: np.ndarray  # (N,) ids in input order
     n: int
     inv_norm: np.ndarray  # (N,) float32, 1 / ||x_i||
@@ -198,10 +209,13 @@ class _Plan:
 
 
 def _plan(
-    embeddings, *, k, ids, order, seed, tile, niter, max_points_per_centroid, cross_check, caller
+    embeddings, *, k, ids, order, seed, tile, niter, max_points_per_centroid, cross_check, caller, engine
 ) -> _Plan:
-    x = check_embeddings(embeddings, caller=caller)
-    n, d = x.shape
+    src = source_of(embeddings, caller=caller)
+    x = rows_of(src)
+    n, d = len(src), src.dim
+    if ids is None and getattr(src, "ids", None) is not None:
+        ids = src.ids
     ids = check_ids(ids, n, caller=caller)
     k = check_int(k, caller=caller, name="k", low=1)
     if k > n:
@@ -218,7 +232,7 @@ def _plan(
     # rows in id order: every tie and every sample is decided on it, never on row position
     by_id = np.argsort(ids, kind="stable")
 
-    inv_norm = _inverse_norms(x, caller=caller)
+    inv_norm = stack(get_engine(engine).map(inverse_norms_chunk, src), "inv_norm")
     exact_of = _exact_groups(x, by_id)
     reps_by_id = by_id[exact_of[by_id] == by_id]  # representative rows, in id order
     n_unique = len(reps_by_id)
@@ -280,20 +294,17 @@ def _plan(
     return _Plan(x, ids, n, inv_norm, exact_of, cluster, walks, tile, second, meta)
 
 
-def _inverse_norms(x: np.ndarray, *, caller: str) -> np.ndarray:
-    n = len(x)
-    inv = np.empty(n, dtype=np.float32)
-    for a in range(0, n, _CHUNK):
-        chunk = x[a : a + _CHUNK]
-        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk, dtype=np.float64))
-        zero = np.flatnonzero(norms == 0)
-        if zero.size:
-            raise InvalidInputError(
-                f"{caller}: embeddings have zero norm (no direction) at row {a + zero[0]}; "
-                "cosine similarity is undefined for them"
-            )
-        inv[a : a + _CHUNK] = (1.0 / norms).astype(np.float32)
-    return inv
+def inverse_norms_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: ``1 / ||x_i||`` (float32) of each validated row; a zero row is an error."""
+    x = check_embeddings(chunk, caller="semdedup")
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise InvalidInputError(
+            f"semdedup: embeddings have zero norm (no direction) at row {lo + zero[0]}; "
+            "cosine similarity is undefined for them"
+        )
+    return {"inv_norm": (1.0 / norms).astype(np.float32)}
 
 
 def _row_hashes(x: np.ndarray, rows: np.ndarray, salt: int) -> np.ndarray:
