@@ -1,0 +1,212 @@
+"""RayEngine against the local engine on one small local cluster (started once for the module)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.data")
+
+import ray  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import engine_chunkfns as cf  # noqa: E402
+
+from selfprune.engine.base import ArraySource, ChunkError, LocalEngine, part_path, task_dir  # noqa: E402
+from selfprune.engine.ray import RayEngine  # noqa: E402
+from selfprune.errors import DataSourceError, InvalidInputError  # noqa: E402
+
+pytestmark = pytest.mark.timeout(180)
+
+DIRECTION = np.linspace(-1.0, 1.0, 6)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU local cluster whose workers can import ``engine_chunkfns``; yields its address."""
+    if ray.is_initialized():
+        pytest.skip("another Ray session is already running in this process")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved["PYTHONPATH"]) if p)
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback only; drivers started below inherit it
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    return len(a) == len(b) and all(
+        p.keys() == q.keys() and all(np.array_equal(p[k], q[k]) for k in p) for p, q in zip(a, b, strict=True)
+    )
+
+
+def _store(path: Path, x: np.ndarray, chunk_rows: int):
+    from selfprune.io.store import EmbeddingStore
+
+    store = EmbeddingStore.create(
+        path,
+        ids=np.arange(len(x)),
+        dim=x.shape[1],
+        encoder="given",
+        params={},
+        source={"name": "t"},
+        chunk_rows=chunk_rows,
+    )
+    for i in range(store.n_chunks):
+        store.write_chunk(i, x[slice(*store.chunk_bounds(i))])
+    return EmbeddingStore(path)
+
+
+def test_same_results_as_local_for_array_npy_and_store(cluster, tmp_path):
+    x = cf.toy_data()
+    state = {"direction": DIRECTION}
+    np.save(tmp_path / "x.npy", x)
+    sources = {
+        "array": ArraySource(x, chunk_rows=40),
+        "npy": np.load(tmp_path / "x.npy", mmap_mode="r"),
+        "store": _store(tmp_path / "store", x, chunk_rows=50),
+    }
+    seen = []
+    for name, source in sources.items():
+        want = LocalEngine().map(cf.row_stats, source, state)
+        engine = RayEngine(workdir=tmp_path / f"parts-{name}")
+        got = engine.map(cf.row_stats, source, state, progress=lambda d, t: seen.append((d, t)))
+        assert _same(got, want), name
+        assert np.array_equal(np.concatenate([p["row"] for p in got]), np.arange(len(x))), name
+    assert seen[-1][0] == seen[-1][1]  # the store's progress ends at its chunk count
+    engine.close()
+    assert ray.is_initialized()  # an engine that joined a cluster leaves it running
+
+
+def test_without_workdir_leaves_no_scratch_behind(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    src = ArraySource(cf.toy_data(n=90), chunk_rows=30)
+    got = RayEngine().map(cf.row_stats, src, {"direction": DIRECTION})
+    assert _same(got, LocalEngine().map(cf.row_stats, src, {"direction": DIRECTION}))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("selfprune-ray-")]
+
+
+def test_failing_chunk_is_reported_once_naming_it(cluster, tmp_path):
+    x = cf.toy_data(n=120)
+    src = ArraySource(x, chunk_rows=25)
+    with pytest.raises(ChunkError) as err:
+        RayEngine(workdir=tmp_path).map(cf.fails_at_row, src, {"direction": DIRECTION, "row": np.array(60)})
+    message = str(err.value)
+    assert message == "chunk 2 (rows 50-74) failed: ValueError: planted failure near row 60"
+    assert err.value.__cause__ is None and "\n" not in message
+
+    with pytest.raises(InvalidInputError, match=r"^chunk 4 \(rows 100-119\): planted refusal$"):
+        RayEngine().map(cf.refuses_at_row, src, {"direction": DIRECTION, "row": np.array(110)})
+
+
+def test_killed_worker_is_survived_with_the_same_result(cluster, tmp_path):
+    x = cf.toy_data(n=160)
+    src = ArraySource(x, chunk_rows=20)
+    marker = tmp_path / "killed"
+    state = {"direction": DIRECTION, "row": np.array(70), "marker": np.array(str(marker))}
+    got = RayEngine(workdir=tmp_path / "parts").map(cf.kills_worker_once, src, state)
+    pid = int(marker.read_text())
+    assert pid != os.getpid()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker that ran chunk 3 really died
+    assert _same(got, LocalEngine().map(cf.row_stats, src, {"direction": DIRECTION}))
+
+
+def test_chunk_that_always_kills_its_worker_fails_after_the_retries(cluster, tmp_path):
+    x = cf.toy_data(n=40)
+    deaths = tmp_path / "deaths"
+    state = {"direction": DIRECTION, "row": np.array(25), "deaths": np.array(str(deaths))}
+    with pytest.raises(ChunkError, match=r"^chunk 1 \(rows 20-39\): its Ray worker died 2 times running it"):
+        RayEngine(workdir=tmp_path / "parts", retries=1).map(cf.kills_worker_always, ArraySource(x, 20), state)
+    assert len(list(deaths.iterdir())) == 2
+
+
+DRIVER = """
+import sys
+import numpy as np
+import engine_chunkfns as cf
+from selfprune.engine.base import ArraySource
+from selfprune.engine.ray import RayEngine
+
+address, workdir, flag = sys.argv[1:]
+state = {"direction": np.linspace(-1.0, 1.0, 6), "flag": np.array(flag)}
+RayEngine(address=address, workdir=workdir, workers=1).map(
+    cf.slow_while_flagged, ArraySource(cf.toy_data(n=240), chunk_rows=20), state
+)
+"""
+
+
+def test_killed_driver_resumes_to_the_same_result_reusing_parts(cluster, tmp_path):
+    flag = tmp_path / "slow"
+    flag.touch()
+    workdir = tmp_path / "parts"
+    src = ArraySource(cf.toy_data(n=240), chunk_rows=20)
+    state = {"direction": DIRECTION, "flag": np.array(str(flag))}
+    task = task_dir(workdir, cf.slow_while_flagged, state, src)
+
+    driver = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(DRIVER), cluster, str(workdir), str(flag)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(task.glob("part-*.npz"))) < 2:
+            assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the driver wrote no parts"
+            time.sleep(0.05)
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        driver.stderr.close()
+    before = {p.name: p.stat().st_mtime_ns for p in task.glob("part-*.npz")}
+    assert 2 <= len(before) < src.n_chunks
+
+    flag.unlink()  # the rerun is fast; same function, state and source, so the same task folder
+    progress = []
+    got = RayEngine(workdir=workdir).map(cf.slow_while_flagged, src, state, progress=lambda d, t: progress.append(d))
+    assert _same(got, LocalEngine().map(cf.row_stats, src, {"direction": DIRECTION}))
+    after = {p.name: p.stat().st_mtime_ns for p in task.glob("part-*.npz")}
+    assert {k: after[k] for k in before} == before  # finished parts were reused, not rewritten
+    assert len(after) == src.n_chunks
+    assert progress[0] > len(before)  # counting starts from the reused parts
+    assert all(part_path(task, i).name in after for i in range(src.n_chunks))
+
+
+def test_unreachable_address_fails_in_one_line(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed: nothing listens there
+    engine = RayEngine(address=f"127.0.0.1:{port}", workdir=tmp_path)
+    with pytest.raises(DataSourceError) as err:
+        engine.map(cf.row_stats, cf.toy_data(n=10), {"direction": DIRECTION})
+    assert f"127.0.0.1:{port}" in str(err.value) and "\n" not in str(err.value)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": 1.5}, {"retries": -1}, {"address": "nowhere"}])
+def test_bad_settings_are_refused(bad, tmp_path):
+    with pytest.raises(InvalidInputError, match="RayEngine"):
+        RayEngine(**bad).map(cf.row_stats, cf.toy_data(n=10), {"direction": DIRECTION})
