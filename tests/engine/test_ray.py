@@ -245,3 +245,30 @@ def test_metrics_on_ray_equal_the_local_engine(cluster, tmp_path):
     assert len(list((tmp_path / "parts").glob("task-*/part-*.npz"))) > store.n_chunks  # the maps ran on Ray
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+OWN_CLUSTER = """
+import numpy as np, ray
+import engine_chunkfns as cf
+from selfprune.engine.base import ArraySource, LocalEngine
+from selfprune.engine.ray import RayEngine
+
+src = ArraySource(cf.toy_data(n=60), chunk_rows=20)
+state = {"direction": np.linspace(-1.0, 1.0, 6)}
+engine = RayEngine(workers=1)
+got = engine.map(cf.row_stats, src, state)
+want = LocalEngine().map(cf.row_stats, src, state)
+assert all(np.array_equal(a[k], b[k]) for a, b in zip(got, want, strict=True) for k in a), "results differ"
+assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 1
+engine.close()
+assert not ray.is_initialized(), "the engine left its own cluster running"
+print("ok")
+"""
+
+
+def test_engine_starts_and_stops_its_own_local_cluster(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env.update(HOME=str(tmp_path), PYTHONPATH=os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-c", OWN_CLUSTER], capture_output=True, text=True, env=env, timeout=150)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert not (tmp_path / ".ray" / "auth_token").exists()  # a loopback cluster needs no token
