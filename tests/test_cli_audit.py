@@ -54,7 +54,7 @@ def test_audit_writes_json_markdown_html_and_plots(files, capsys):
     names = {c["name"] for c in doc["checks"]}
     assert {"seed stability", "null: input norm", "null: untrained network", "agreement"} <= names
     assert doc["figures"]["agreement"]["n_labelled"] == 1438  # labels came from the store
-    for f in ("audit.md", "audit.html", "audit-stability.png", "audit-health.png"):
+    for f in ("audit.md", "report.html", "audit-stability.png", "audit-health.png"):
         assert (out / f).stat().st_size > 0
     assert (out / "audit-stability.png").read_bytes()[:4] == b"\x89PNG"
     assert "verdict" in capsys.readouterr().out

@@ -8,8 +8,8 @@ Two label-free scores are compared with random pruning: the headline, **label-fr
 and Sorscher et al.'s **prototypes**. For each keep ratio the same fixed classifier is trained on
 the kept subset and on random subsets of equal size, over several seeds
 (:func:`~selfprune.evaluate.curve.scaling_curve`);
-the table, a plot and a Markdown report land in the output folder. Every training run is cached,
-so a killed demo resumes.
+the table, a plot, a Markdown report and the self-contained ``report.html`` land in the output
+folder. Every training run is cached, so a killed demo resumes.
 Nothing here is tuned to flatter pruning: the numbers are what they are.
 """
 
@@ -138,6 +138,7 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     say("score prototypes")
     proto = prototypes(store, k=cfg.k, seed=0, encoder=cfg.encoder)
     items = [proto]
+    res = None
     if cfg.labelfree:
         from selfprune.dynamics.train import labelfree_dynamics
         from selfprune.metrics.pseudo import pseudo_labels
@@ -180,8 +181,40 @@ def run_demo(cfg: DemoConfig, out: str | Path, *, progress: Progress | None = No
     ]
     summary = summarize_runs(rows)
     seconds = time.perf_counter() - t0
-    report = _write_outputs(cfg, out, rows, summary, seconds)
+    _write_outputs(cfg, out, rows, summary, seconds)
+    report = _write_html(cfg, out, summary, scores, sub, res, started=time.time() - seconds)
     return DemoResult(rows, summary, out, report, seconds)
+
+
+def _write_html(cfg: DemoConfig, out: Path, summary, scores, sub, dynamics, *, started: float) -> Path:
+    """``report.html``: the verdict, the table and plot, the data map of the label-free proxy, galleries."""
+    from selfprune.report.demo_plot import accuracy_figure
+    from selfprune.report.html import provenance, write_report
+    from selfprune.report.pages import demo_page
+
+    data_map_png = None
+    if dynamics is not None:
+        from selfprune.dynamics.datamap import recorder_cartography
+        from selfprune.dynamics.plot import data_map
+
+        data_map_png = data_map(recorder_cartography(dynamics.recorders), out / "datamap.png",
+                                title="Label-free proxy").read_bytes()  # fmt: skip
+    setup = (f"Encoder {cfg.encoder}; trainer {cfg.trainer} ({cfg.epochs} epochs), {cfg.n_seeds} seeds, train subset "
+             f"{cfg.train_subset or 'all'}, test subset {cfg.test_subset or 'all'} (test: "
+             f"{_test_origin(cfg).strip('`')}). No label was used to score or select; labels train and test the "
+             "classifier only.")  # fmt: skip
+    from selfprune._checks import align_ids
+
+    in_sub = align_ids(sub.ids, scores.ids, caller="demo", what="data")
+    page = demo_page(
+        title=f"selfprune demo: {cfg.data}", summary=summary, seeds=cfg.n_seeds, setup=setup,
+        scores={name: scores[name].values for name in scores}, ids=scores.ids, labels=scores.labels,
+        take=lambda pos: sub.take(in_sub[np.asarray(pos)]), modality=sub.modality,
+        accuracy_figure=accuracy_figure(summary, title=f"{cfg.data}: label-free scores vs random"),
+        data_map_png=data_map_png, labelfree=LABELFREE,
+        provenance=provenance(inputs={"--data": cfg.data, "--test-data": cfg.test_data}, seed=0, started=started),
+    )  # fmt: skip
+    return write_report(page, out)
 
 
 def _arm(row: dict[str, Any]) -> str:
@@ -263,18 +296,15 @@ def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _verdict(summary: list[dict[str, Any]], seeds: int) -> list[str]:
     """The headline in words: how far the label-free score got against random, keep by keep."""
+    from selfprune.report.pages import spread_word
+
     lf = [r for r in summary if r["policy"].startswith(LABELFREE) and "delta_vs_random" in r]
     if not lf:
         return ["No label-free score in this run."]
     out = [f"**How far label-free got** (paired differences to random over {seeds} seeds):", ""]
     for r in lf:
         d, sd = 100 * r["delta_vs_random"], 100 * r["delta_spread"]
-        if r.get("beats_random"):
-            word = "beats random beyond the seed spread"
-        elif d + sd < 0:
-            word = "loses to random beyond the seed spread"
-        else:
-            word = "is within the seed spread of random (no claim)"
+        word = spread_word(d, sd, bool(r.get("beats_random")))
         out.append(f"- keep {r['keep']:.1f}: {d:+.2f} ± {sd:.2f} points: {word}")
     if seeds < 3:
         out += ["", f"{seeds} seeds make a weak sample: a spread from so few runs is itself uncertain. "

@@ -13,7 +13,7 @@ compared with one trained on a random subset of equal size (``selfprune curve``,
 
 Writes into ``out``: ``emb/`` (the embedding store, resumable), ``pseudo.parquet``,
 ``kept.parquet`` and ``kept.txt``, the pruned data (``pruned.parquet`` by default, see
-:func:`selfprune.io.export.export`), ``summary.json`` and ``summary.md``.
+:func:`selfprune.io.export.export`), ``summary.json``, ``summary.md`` and the self-contained ``report.html``.
 """
 
 from __future__ import annotations
@@ -116,8 +116,23 @@ def prune(data, keep: float | int, out, *, seed: SeedLike = 0, encoder: str | No
     result = PruneResult(sel.ids, len(source), name, pl.k, "random balanced over pseudo-labels", reasons, out,
                          pruned, time.perf_counter() - t0)  # fmt: skip
     write_json_atomic(out / "summary.json", result.to_dict())
+    _write_html(result, source, pl, data, seed)
     write_text_atomic(out / "summary.md", "\n".join([
         f"# selfprune prune: kept {len(sel.ids):,} of {len(source):,} examples of {source.name}", "",
         *[f"- {r}" for r in reasons], "", f"Pruned data: `{pruned.name}`; kept ids: `kept.parquet`.", "",
     ]))  # fmt: skip
     return result
+
+
+def _write_html(result: PruneResult, source, pseudo, data, seed: int) -> Path:
+    """``report.html``: what was kept and why, the kept share per pseudo-label cluster, examples."""
+    from selfprune._checks import align_ids
+    from selfprune.report.html import provenance, write_report
+    from selfprune.report.pages import prune_page
+
+    at = align_ids(source.ids, pseudo.ids, caller="prune", what="data")
+    prov = provenance(inputs={"--data": data if isinstance(data, str | Path) else None}, seed=seed,
+                      started=time.time() - result.seconds)  # fmt: skip
+    page = prune_page(result, source_name=source.name, pseudo=pseudo, take=lambda pos: source.take(at[pos]),
+                      modality=source.modality, provenance=prov)  # fmt: skip
+    return write_report(page, result.out)

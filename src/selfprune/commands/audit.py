@@ -1,7 +1,8 @@
-"""``selfprune audit``: can a label-free score be trusted? Writes OUT/audit.json, .md, .html, PNGs."""
+"""``selfprune audit``: can a label-free score be trusted? Writes OUT/audit.json, audit.md, PNGs, report.html."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +28,7 @@ def register(app: typer.Typer) -> None:
         scores: Annotated[Path, typer.Option("--scores", help="Score Parquet file.")],
         out: Annotated[
             Path,
-            typer.Option("--out", help="Output folder (audit.json, audit.md, audit.html, PNGs)."),
+            typer.Option("--out", help="Output folder (audit.json, audit.md, PNGs, report.html)."),
         ],
         score_column: Annotated[str, typer.Option("--score-column", help="Score column to audit.")] = "prototypes",
         labels: Annotated[
@@ -73,6 +74,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Seed of every random choice.")] = 0,
     ) -> None:
         """Audit a label-free score: stability, null controls, agreement, health, and a verdict."""
+        started = time.time()
         from rich.table import Table
 
         from selfprune.cli import console
@@ -107,12 +109,13 @@ def register(app: typer.Typer) -> None:
             if proxy not in table:
                 raise InvalidInputError(f"audit: --proxy {proxy!r} is not in {scores}; columns are {sorted(table)}")
             prox = aligned_scores(table[proxy], ids, what="proxy column").values
-        inputs, pilot_fn = None, None
+        inputs, pilot_fn, modality = None, None, "features"
         if data is not None:
             from selfprune.io.sources import load_source
 
             ds = load_source(data, split=split)
             inputs = np.asarray(ds.take(align_ids(ds.ids, ids, caller="audit", what=f"data {data!r}")))
+            modality = ds.modality
             if pilot:
                 if ds.labels is None or y is None:
                     raise InvalidInputError("audit: --pilot needs labels")
@@ -149,7 +152,13 @@ def register(app: typer.Typer) -> None:
                                               "seed": seed}}  # fmt: skip
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "audit.json", doc)
-        write_audit_report(doc, out, title=f"Audit of {column!r} ({emb_meta.get('encoder')})")
+        from selfprune.report.html import provenance
+
+        prov = provenance(inputs={"--embeddings": embeddings, "--scores": scores, "--data": data}, seed=seed,
+                          started=started)  # fmt: skip
+        write_audit_report(doc, out, title=f"Audit of {column!r} ({emb_meta.get('encoder')})", provenance=prov,
+                           scores=target, take=None if inputs is None else inputs.__getitem__, modality=modality,
+                           labels=y)  # fmt: skip
         t = Table(title=f"audit of {column!r}")
         for col in ("check", "status", "detail"):
             t.add_column(col)
@@ -157,4 +166,4 @@ def register(app: typer.Typer) -> None:
         for c in report.checks:
             t.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
         stdout.print(t)
-        stdout.print(f"verdict: [bold]{report.verdict}[/]  ->  {out / 'audit.json'}")
+        stdout.print(f"verdict: [bold]{report.verdict}[/]  ->  {out / 'audit.json'}, {out / 'report.html'}")

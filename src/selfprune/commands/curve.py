@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         ],
         out: Annotated[
             Path,
-            typer.Option(help="folder for curve.parquet, curve.json, curve.png, fit.json, cache/"),
+            typer.Option(help="folder for curve.parquet, curve.json, curve.png, fit.json, report.html, cache/"),
         ],
         scores: Annotated[Path | None, typer.Option(help="score Parquet; without it only random is run")] = None,
         test_data: Annotated[
@@ -82,6 +83,7 @@ def register(app: typer.Typer) -> None:
         bootstrap: Annotated[int, typer.Option(help="bootstrap resamples over seeds for the fit's uncertainty")] = 200,
     ) -> None:
         """Train a fixed recipe on pruned subsets and on random subsets of equal size; fit power laws."""
+        started = time.time()
         from selfprune.cli import out as stdout
         from selfprune.evaluate.curve import scaling_curve, write_curve
         from selfprune.evaluate.curve_summary import curve_summary
@@ -89,7 +91,10 @@ def register(app: typer.Typer) -> None:
         from selfprune.io.atomic import write_json_atomic
         from selfprune.io.sources import BUILTINS, load_source
         from selfprune.io.tables import read_scores
-        from selfprune.report.curve_plot import plot_curve
+        from selfprune.report.curve_plot import curve_figure
+        from selfprune.report.figures import save_png
+        from selfprune.report.html import provenance, write_report
+        from selfprune.report.pages import curve_page
 
         train = load_source(data)
         if test_data is None:
@@ -154,17 +159,23 @@ def register(app: typer.Typer) -> None:
             },
         )
         write_json_atomic(out / "fit.json", analysis.to_dict())
-        plot_curve(
-            result,
-            out / "curve.png",
-            fits=analysis.fits,
-            title=f"{train.name}: test error vs kept examples",
-        )
+        figure = curve_figure(result, fits=analysis.fits, title=f"{train.name}: test error vs kept examples")
+        save_png(figure, out / "curve.png")
+        summary = curve_summary(result, analysis)
+        page = curve_page(
+            title=f"selfprune curve: {train.name} ({trainer})", summary=summary, statements=analysis.statements,
+            decisions=result.meta["decisions"], figure=figure, table=table, metrics=metric_list, x=x, y=y, ids=ids,
+            modality=train.modality, keep=min(keeps),
+            provenance=provenance(inputs={"--data": data, "--test-data": test_data, "--scores": scores},
+                                  seed=f"training seeds 0..{n_seeds - 1}",
+                                  started=started),
+        )  # fmt: skip
+        write_report(page, out)
 
         t = Table(title=f"{train.name}: test accuracy (%) over {n_seeds} seed(s), {trainer} {settings or ''}".strip())
         for col in ("metric", "policy", "keep", "n", "mean", "± std", "min–max", "vs random"):
             t.add_column(col, justify="left" if col in ("metric", "policy") else "right")
-        for row in curve_summary(result, analysis):
+        for row in summary:
             pol = row["policy"] if row["policy"] != "auto" else f"auto→{','.join(row['chosen'])}"
             vs = "" if row["vs_random"] is None else f"{row['vs_random']:+.2f} ({row['verdict']})"
             t.add_row(
@@ -188,5 +199,5 @@ def register(app: typer.Typer) -> None:
             )
         stdout.print(
             f"trained {result.trained} run(s), reused {result.reused} from the cache; wrote "
-            f"{out / 'curve.parquet'}, curve.json, curve.png, fit.json"
+            f"{out / 'curve.parquet'}, curve.json, curve.png, fit.json, report.html"
         )

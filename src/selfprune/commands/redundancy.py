@@ -1,7 +1,8 @@
-"""Redundancy commands: ``selfprune dedup`` (semantic dedup, eps sweep), ``selfprune density``."""
+"""Redundancy commands: ``selfprune dedup`` (semantic dedup, eps sweep, report.html), ``selfprune density``."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -56,17 +57,30 @@ def register(app: typer.Typer) -> None:
         eps_grid: Annotated[
             str, typer.Option("--eps-grid", help="Comma-separated eps values for --eps-sweep.")
         ] = DEFAULT_GRID,
+        data: Annotated[
+            str | None,
+            typer.Option("--data", help="The embedded data (built-in name or path): duplicate groups in report.html "
+                         "show the examples themselves."),
+        ] = None,
     ) -> None:
-        """Semantic dedup (SemDeDup): write OUT/kept.parquet and OUT/removed.parquet."""
+        """Semantic dedup (SemDeDup): write OUT/kept.parquet, OUT/removed.parquet and OUT/report.html."""
         from selfprune.io.store import open_embeddings
+        from selfprune.report.html import provenance
 
+        started = time.time()
         x, ids, _, _ = open_embeddings(embeddings, column=vector_column)
+        take, modality = _data_take(data, ids)
         opts = {"k": k, "order": order, "seed": seed, "tile": tile, "cross_check": cross_check}
         with engine_for(out, engine, address, workers):
             if eps_sweep:
-                _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
+                sweep = _sweep(x, ids, out, _parse_grid(eps_grid), **opts)
             else:
-                _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
+                result = _dedup(x, ids, out, eps=eps, source=embeddings, **opts)
+        prov = provenance(inputs={"--embeddings": embeddings, "--data": data}, seed=seed, started=started)
+        if eps_sweep:
+            _sweep_report(sweep, out, k=k, provenance=prov)
+        else:
+            _dedup_report(result, ids, out, eps=eps, take=take, modality=modality, provenance=prov)
 
     @app.command(
         "density",
@@ -128,7 +142,39 @@ def _parse_grid(text: str) -> list[float]:
     return sorted(set(values))
 
 
-def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source) -> None:
+def _data_take(data: str | None, ids):
+    """``(take, modality)`` of the examples behind the embeddings' ids, ``(None, "features")`` without data."""
+    if data is None:
+        return None, "features"
+    from selfprune._checks import align_ids
+    from selfprune.io.sources import load_source
+
+    ds = load_source(data)
+    at = align_ids(ds.ids, ids, caller="dedup", what=f"--data {data}")
+    return (lambda pos: ds.take(at[pos])), ds.modality
+
+
+def _dedup_report(result, ids, out: Path, *, eps: float, take, modality: str, provenance: dict) -> None:
+    from selfprune.cli import out as stdout
+    from selfprune.report.html import write_report
+    from selfprune.report.pages import dedup_page
+
+    path = write_report(dedup_page(result, ids=ids, eps=eps, take=take, modality=modality, provenance=provenance),
+                        out)  # fmt: skip
+    stdout.print(f"report: {path}")
+
+
+def _sweep_report(sweep, out: Path, *, k: int, provenance: dict) -> None:
+    from selfprune.cli import out as stdout
+    from selfprune.report.html import write_report
+    from selfprune.report.pages import sweep_page
+    from selfprune.report.redundancy import eps_sweep_figure
+
+    path = write_report(sweep_page(sweep, k=k, figure=eps_sweep_figure(sweep, k=k), provenance=provenance), out)
+    stdout.print(f"report: {path}")
+
+
+def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source):
     import numpy as np
     from rich.table import Table
 
@@ -169,9 +215,10 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source)
             )
         stdout.print(pairs)
     stdout.print(f"wrote {out / 'kept.parquet'} and {out / 'removed.parquet'}")
+    return result
 
 
-def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_check) -> None:
+def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_check):
     from rich.table import Table
 
     from selfprune.cli import out as stdout
@@ -199,3 +246,4 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     png = plot_eps_sweep(sweep, out / "eps_sweep.png", k=k)
     write_eps_sweep(out / "eps_sweep.json", sweep)
     stdout.print(f"wrote {png} and {out / 'eps_sweep.json'}")
+    return sweep

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
         restart: Annotated[bool, typer.Option(help="discard checkpoints of a different earlier run in --out")] = False,
     ) -> None:
         """Prune reasoning chains token by token with the model's own likelihood."""
+        started = time.time()
         from selfprune._checks import check_int
         from selfprune.cli import console
         from selfprune.cli import out as stdout
@@ -72,7 +74,10 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=i + 1)
 
             results = prune_chains(records, pruner, out, restart=restart, on_chain=report)
-        paths = write_outputs(results, out, pruner.config())
+        from selfprune.report.html import provenance
+
+        prov = provenance(inputs={"--chains": chains, "--model": model}, seed=seed, started=started)
+        paths = write_outputs(results, out, pruner.config(), provenance=prov)
         from selfprune.tokens.report import retention_table
 
         stdout.print(retention_markdown(retention_table(results)), highlight=False)

@@ -1,4 +1,4 @@
-"""The audit report: ``audit.md`` and ``audit.html`` with two PNG plots, written atomically.
+"""The audit report: ``audit.md`` with two PNG plots, and the self-contained ``report.html``, written atomically.
 
 Plots: ``audit-stability.png`` (kept-set excess overlap for each stability check and null control,
 0 = chance, 1 = identical, with the 0.5 line the rules use) and ``audit-health.png`` (cluster sizes,
@@ -7,10 +7,11 @@ and the class or cluster retention at the budget, 1 = mix unchanged).
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Any
+
+from selfprune.report.html import Image, Page, Section, Table, Verdict
 
 STATUS_MARK = {"pass": "pass", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
 
@@ -31,59 +32,49 @@ def _bars(report: dict[str, Any]) -> list[tuple[str, float]]:
     return bars
 
 
-def plot_audit(report: dict[str, Any], folder: Path) -> list[Path]:
-    """Write the two PNGs into ``folder``; returns their paths."""
-    import matplotlib
+def audit_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The two audit plots as matplotlib Figures, keyed by their PNG names."""
+    from selfprune.report.figures import new_figure, wrap_title
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from selfprune.report.figures import save_png
-
-    paths = []
     bars = _bars(report)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(bars), 2) + 1.2))
+    fig = new_figure(7, 0.45 * max(len(bars), 2) + 1.6)
+    ax = fig.add_subplot()
     if bars:
         names, vals = zip(*bars, strict=True)
         colors = ["#888888" if n.startswith("null") else "#2a6fb0" for n in names]
         ax.barh(range(len(vals)), vals, color=colors)
         ax.set_yticks(range(len(vals)), names)
         ax.invert_yaxis()
-    ax.axvline(0.5, color="black", lw=1, ls="--")
-    ax.axvline(0.0, color="black", lw=0.8)
+    ax.axvline(0.5, color="black", lw=1, ls="--", label="0.5: the rules' threshold")
+    ax.axvline(0.0, color="black", lw=0.8, label="0: chance")
     ax.set_xlim(-0.2, 1.05)
     ax.set_xlabel("kept-set excess overlap with the audited score (0 = chance, 1 = identical)")
-    ax.set_title("Stability (blue: should be high) and null controls (grey: should be low)")
-    fig.tight_layout()
-    p = folder / "audit-stability.png"
-    save_png(fig, p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
+    ax.set_title(wrap_title("Stability (blue: should be high) and null controls (grey: should be low)"), fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    out = {"audit-stability.png": fig}
 
     f = report["figures"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = new_figure(10, 3.6)
+    a1, a2 = fig.subplots(1, 2)
     sizes = sorted(f.get("clusters", {}).get("sizes", []), reverse=True)
     a1.bar(range(len(sizes)), sizes, color="#2a6fb0")
     a1.set_xlabel("cluster (largest first)")
     a1.set_ylabel("examples")
-    a1.set_title(f"cluster sizes (k = {f.get('k')})")
+    a1.set_title(f"cluster sizes (k = {f.get('k')})", fontsize=10)
     mix = f.get("class_mix") or f.get("cluster_mix") or {"retention": {}}
     which = "class" if f.get("class_mix") else "cluster"
     ret = mix["retention"]
     a2.bar(range(len(ret)), list(ret.values()), color="#c0504d")
-    a2.axhline(1.0, color="black", lw=1)
-    a2.axhline(0.5, color="black", lw=1, ls="--")
+    a2.axhline(1.0, color="black", lw=1, label="1: mix unchanged")
+    a2.axhline(0.5, color="black", lw=1, ls="--", label="0.5: half its fair share (warn)")
     if len(ret) <= 20:
         a2.set_xticks(range(len(ret)), list(ret.keys()))
     a2.set_xlabel(which)
     a2.set_ylabel("kept share / full share")
-    a2.set_title(f"{which} mix at keep {f.get('keep', 0):.2f}")
-    fig.tight_layout()
-    p = folder / "audit-health.png"
-    save_png(fig, p, dpi=110)
-    plt.close(fig)
-    paths.append(p)
-    return paths
+    a2.set_title(f"{which} mix at keep {f.get('keep', 0):.2f}", fontsize=10)
+    a2.legend(fontsize=7)
+    out["audit-health.png"] = fig
+    return out
 
 
 def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -128,35 +119,61 @@ def render_markdown(report: dict[str, Any], title: str = "Score audit") -> str:
     return "\n".join(lines)
 
 
-def render_html(report: dict[str, Any], title: str = "Score audit") -> str:
-    e = html.escape
-    color = {"trust": "#2e7d32", "caution": "#b26a00", "do not trust": "#c62828"}[report["verdict"]]
-    checks = "".join(
-        f"<tr><td>{e(c['name'])}</td><td>{STATUS_MARK[c['status']]}</td><td>{e(_fmt(c['value']))}</td>"
-        f"<td>{e(c['rule'])}</td><td>{e(c['detail'])}</td></tr>"
-        for c in report["checks"]
-    )
-    figs = "".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td></tr>" for a, b in _summary_rows(report))
-    reasons = "".join(f"<li>{e(r)}</li>" for r in report["reasons"])
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}"
-        "td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}</style></head><body>"
-        f"<h1>{e(title)}</h1><h2 style='color:{color}'>Verdict: {e(report['verdict'])}</h2><ul>{reasons}</ul>"
-        f"<h2>Checks</h2><table><tr><th>check</th><th>status</th><th>value</th><th>rule</th><th>detail</th></tr>{checks}</table>"
-        f"<h2>Figures</h2><table>{figs}</table>"
-        "<img src='audit-stability.png' alt='stability'><img src='audit-health.png' alt='health'>"
-        "</body></html>\n"
-    )
+def audit_page(
+    report: dict[str, Any],
+    *,
+    title: str = "Score audit",
+    provenance: dict[str, str] | None = None,
+    figures: dict[str, Any] | None = None,
+    scores=None,
+    take=None,
+    modality: str = "features",
+    labels=None,
+) -> Page:
+    """The audit as a :class:`~selfprune.report.html.Page`: the verdict and its reasons first, the checks,
+    the figures, and, given the audited ``scores`` (a Scores), their histogram and example galleries."""
+    from selfprune.report.blocks import score_galleries, score_histogram
+
+    tone = {"trust": "good", "caution": "warn", "do not trust": "bad"}[report["verdict"]]
+    figs = figures if figures is not None else audit_figures(report)
+    checks = Table(["check", "status", "value", "rule", "detail"],
+                   [[c["name"], STATUS_MARK[c["status"]], _fmt(c["value"]), c["rule"], c["detail"]]
+                    for c in report["checks"]])  # fmt: skip
+    sections = [
+        Section("Checks", [checks]),
+        Section("Figures", [
+            Table(["figure", "value"], _summary_rows(report)),
+            Image(figs["audit-stability.png"], "Kept-set excess overlap of each stability check (blue) and null "
+                  "control (grey) with the audited score: 0 = chance, 1 = identical; the dashed line is the 0.5 "
+                  "the rules use.", alt="stability"),
+            Image(figs["audit-health.png"], "Left: k-means cluster sizes. Right: each class's (or cluster's) share "
+                  "of the kept set over its share of all the data at the budget; 1 = mix unchanged.", alt="health"),
+        ]),
+    ]  # fmt: skip
+    if scores is not None:
+        keep = report["figures"].get("keep")
+        blocks: list[Any] = [Image(score_histogram({scores.name: scores.values}, keep=keep),
+                                   "Histogram of the audited score; the dashed line is the hard policy's cut at "
+                                   "the budget.", alt="score histogram")]  # fmt: skip
+        if take is not None:
+            blocks += score_galleries(scores.values, scores.ids, take, modality, name=scores.name, labels=labels)
+        sections.append(Section(f"The audited score: {scores.name}", blocks))
+    verdict = Verdict(f"Verdict: {report['verdict']}", tone, None, list(report["reasons"]))
+    return Page(title, verdict, sections, provenance or {})
 
 
-def write_audit_report(report: dict[str, Any], folder: str | os.PathLike, *, title: str = "Score audit") -> list[Path]:
-    """Write ``audit.md``, ``audit.html`` and the PNGs into ``folder``; returns the paths written."""
+def write_audit_report(report: dict[str, Any], folder: str | os.PathLike, *, title: str = "Score audit",
+                       **page: Any) -> list[Path]:  # fmt: skip
+    """Write ``audit.md`` with its PNGs and the self-contained ``report.html`` into ``folder``; returns the
+    paths written. ``page`` goes to :func:`audit_page` (provenance, scores, take, modality, labels)."""
     from selfprune.io.atomic import write_text_atomic
+    from selfprune.report.figures import save_png
+    from selfprune.report.html import write_report
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = plot_audit(report, folder)
+    figs = audit_figures(report)
+    paths = [save_png(fig, folder / name, dpi=110) for name, fig in figs.items()]
     write_text_atomic(folder / "audit.md", render_markdown(report, title))
-    write_text_atomic(folder / "audit.html", render_html(report, title))
-    return [folder / "audit.md", folder / "audit.html", *paths]
+    html_path = write_report(audit_page(report, title=title, figures=figs, **page), folder)
+    return [folder / "audit.md", html_path, *paths]

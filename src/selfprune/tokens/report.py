@@ -1,7 +1,8 @@
 """Summaries of pruned chains: retention table, category table, curves, and the output files.
 
 All functions take the per-chain results of :meth:`TokenPruner.prune` (or :func:`prune_chains`)
-and return typed values (:mod:`selfprune.tokens.results`); :func:`write_outputs` writes them.
+and return typed values (:mod:`selfprune.tokens.results`); :func:`tokens_page` lays them out as the
+report page; :func:`write_outputs` writes them all.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 from selfprune.errors import InvalidInputError
 from selfprune.io.atomic import write_json_atomic, write_text_atomic
 from selfprune.report.figures import save_png
+from selfprune.report.html import Gallery, Image, Page, Section, Table, Tile, Verdict, write_report
 from selfprune.tokens.results import CategoryRow, ChainResult, MethodCurve, RetentionTable
 from selfprune.tokens.tagger import CATEGORIES
 
@@ -116,31 +118,89 @@ def category_markdown(rows: Sequence[CategoryRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curves(table: RetentionTable, path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Answer log-likelihood vs keep ratio per method, with full-chain and no-chain levels."""
-    import matplotlib
+def curves_figure(table: RetentionTable, *, title: str | None = None):
+    """A Figure of answer log-likelihood vs keep ratio per method, with full-chain and no-chain levels."""
+    from selfprune.report.figures import new_figure, wrap_title
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig = new_figure(6.4, 4.2)
+    ax = fig.add_subplot()
     styles = {"greedy": ("C0", "o"), "surprisal": ("C1", "s"), "random": ("C2", "^"),
               "uniform": ("C3", "v")}
     for m, v in table.methods.items():
         color, marker = styles.get(m, ("C4", "x"))
         ax.plot(table.ratios, v.mean, marker=marker, color=color, label=m, lw=1.6, ms=4)
-    ax.axhline(table.full, color="0.3", ls="--", lw=1, label="full chain")
-    ax.axhline(table.empty, color="0.6", ls=":", lw=1, label="no chain")
+    ax.axhline(table.full, color="0.3", ls="--", lw=1, label="full chain (dashed)")
+    ax.axhline(table.empty, color="0.6", ls=":", lw=1, label="no chain (dotted)")
     ax.set_xlabel("keep ratio (fraction of chain units kept)")
     ax.set_ylabel("mean log p(answer | question, pruned chain)")
     ax.invert_xaxis()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title or f"Answer likelihood retained ({table.n_chains} chains)", fontsize=10)
-    fig.tight_layout()
-    save_png(fig, path)
-    plt.close(fig)
-    return Path(path)
+    ax.set_title(wrap_title(title or f"Answer likelihood retained ({table.n_chains} chains)"), fontsize=10)
+    return fig
+
+
+def plot_curves(table: RetentionTable, path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Write :func:`curves_figure` to ``path`` as PNG; returns the path."""
+    return save_png(curves_figure(table, title=title), path)
+
+
+def tokens_page(results: Sequence[ChainResult], config: dict[str, Any], table: RetentionTable,
+                cats: Sequence[CategoryRow], *, figure=None, provenance: Mapping[str, str] | None = None,
+                examples: int = 3) -> Page:  # fmt: skip
+    """The token report as a :class:`~selfprune.report.html.Page`: greedy against the best baseline at the
+    middle keep ratio first, then the curves, tables, and the chains that lost least and most."""
+    keys = list(results[0].pruned)
+    key = keys[len(keys) // 2]
+    r = float(key)
+    col = min(range(len(table.ratios)), key=lambda i: abs(table.ratios[i] - r))
+    greedy = table.methods["greedy"]
+    others = {m: v.mean[col] for m, v in table.methods.items() if m != "greedy"}
+    reasons = [f"greedy keeps {greedy.mean[col]:.3f} nats of log p(answer) at keep {r:g} (full chain "
+               f"{table.full:.3f}, no chain {table.empty:.3f}) over {table.n_chains} chains"]
+    if others:
+        best = max(others, key=lambda m: others[m])
+        gap = greedy.mean[col] - others[best]
+        share = table.methods[best].greedy_at_least[col]
+        reasons.append(f"greedy >= {best} on {100 * share:.0f} % of chains")
+        verdict = Verdict(f"greedy vs the best baseline ({best}) at keep {r:g}", "good" if gap > 0 else "bad",
+                          f"{gap:+.3f} nats", reasons)  # fmt: skip
+    else:
+        verdict = Verdict(f"greedy at keep {r:g}: {greedy.delta[col]:+.3f} nats vs the full chain", "neutral",
+                          None, reasons)  # fmt: skip
+    rows = [[m, *[f"{x:.3f}" for x in v.mean]] for m, v in table.methods.items()]
+    cat_rows = [[c.category, c.tokens, f"{c.share_deleted:.2f}", _fmt(c.mean_step, 1), f"{c.mean_relative_step:.3f}"]
+                for c in cats]  # fmt: skip
+    drop = np.array([res.retention["greedy"][key] for res in results])
+    order = np.argsort(-drop, kind="stable")
+
+    def tiles(pos) -> list[Tile]:
+        out = []
+        for i in pos:
+            res = results[int(i)]
+            out.append(Tile(f"{res.id}: log p(answer) {drop[int(i)]:.3f} at keep {r:g}",
+                            text=f"Q: {res.question}\nchain: {res.chain}\npruned: {res.pruned[key].text}"))
+        return out
+
+    sections = [
+        Section("Answer likelihood retained", [
+            Image(figure if figure is not None else curves_figure(table), "Mean log p(answer | question, pruned "
+                  "chain) per method against the keep ratio; dashed: the full chain, dotted: no chain.", alt="curves"),
+            Table(["method", *[f"keep {x:g}" for x in table.ratios]], rows),
+        ]),
+        Section("Mean deletion step per category", [
+            "Relative step = deletion step / chain units, never-deleted tokens counted as 1.0 (lower = pruned "
+            "earlier).",
+            Table(["category", "tokens", "share deleted", "mean deletion step", "mean relative step"], cat_rows),
+        ]),
+        Section(f"Chains pruned to keep {r:g}", [
+            Gallery("answer best kept (easiest)", tiles(order[:examples])),
+            Gallery("answer least kept (hardest)", tiles(order[::-1][:examples])),
+        ]),
+    ]  # fmt: skip
+    title = (f"Token pruning: {config.get('model')}, objective {config.get('objective')}, unit {config.get('unit')}, "
+             f"search {config.get('search')}")  # fmt: skip
+    return Page(title, verdict, sections, dict(provenance or {}))
 
 
 def curves_csv(table: RetentionTable) -> str:
@@ -194,8 +254,8 @@ def summary_markdown(config: dict[str, Any], table: RetentionTable, cats: list[C
 
 
 def write_outputs(results: Sequence[ChainResult], out: str | os.PathLike,
-                  config: dict[str, Any]) -> dict[str, Path]:
-    """Write tokens.jsonl, pruned_keep*.jsonl, summary.{json,md}, curves.{csv,png} into ``out``."""
+                  config: dict[str, Any], *, provenance: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """Write tokens.jsonl, pruned_keep*.jsonl, summary.{json,md}, curves.{csv,png} and report.html into ``out``."""
     out = Path(out)
     paths: dict[str, Path] = {}
     lines = "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in results)
@@ -212,7 +272,10 @@ def write_outputs(results: Sequence[ChainResult], out: str | os.PathLike,
                                              "categories": [c.to_dict() for c in cats]})
     write_text_atomic(out / "summary.md", summary_markdown(config, table, cats, results))
     write_text_atomic(out / "curves.csv", curves_csv(table))
-    plot_curves(table, out / "curves.png")
+    figure = curves_figure(table)
+    save_png(figure, out / "curves.png")
+    paths["report"] = write_report(tokens_page(results, config, table, cats, figure=figure, provenance=provenance),
+                                   out)
     paths.update(summary=out / "summary.md", summary_json=out / "summary.json",
                  curves_csv=out / "curves.csv", curves_png=out / "curves.png")
     return paths
