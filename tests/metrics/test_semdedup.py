@@ -97,8 +97,10 @@ def test_removed_only_for_duplicating_a_kept_one():
     # a chain a ~ b ~ c on a circle: cos(a,b) = cos(b,c) > 1 - eps, cos(a,c) < 1 - eps
     eps = 0.02
     theta = np.arccos(1 - 0.015)
-    angles = np.array([0.0, theta, 2 * theta])
+    # b on the axis, a and c mirrored around it: cos(a, b) and cos(b, c) are the same float
+    angles = np.array([theta, 0.0, -theta])
     x = np.stack([np.cos(angles), np.sin(angles), np.zeros(3)], axis=1).astype(np.float32)
+    x[2, 1] = -x[0, 1]
     # walk order nearest-first from a single centroid near b: b, then a and c (equal), by id
     r = semdedup(x, eps=eps, k=1, order="nearest")
     assert r.kept.tolist() == [1]  # b first, then a and c both duplicate b

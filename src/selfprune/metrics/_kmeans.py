@@ -2,7 +2,8 @@
 
 * :func:`kmeans` / :func:`fit_centroids`: spherical k-means fitted on a sample of normalised rows;
 * :func:`nearest_centroids` / :func:`nearest_similarity`: the top-1 or top-2 centroids of each row
-  (exact inner product, so cosine similarity on normalised rows), one chunk at a time;
+  (inner product, so cosine similarity on normalised rows), one chunk at a time, on the fast kernel
+  with an exact re-check (:mod:`selfprune.metrics._kernel`);
 * :func:`knn_index`: an exact flat or an IVF index of rows, for nearest-neighbour queries.
 
 Prototypes, pseudo-labels, semantic dedup, kNN density and the audit all go through here.
@@ -78,16 +79,25 @@ def fit_centroids(
     )[0]
 
 
-def nearest_centroids(x: np.ndarray, centroids: np.ndarray, *, top: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The ``top`` most similar centroids (by inner product) of each row of ``x``, most similar first.
-
-    Returns similarities (n, top) float32 and centroid indices (n, top) int64; ``top`` may not
-    exceed the number of centroids. For cosine similarity pass normalised rows and centroids.
-    """
+def faiss_search(x: np.ndarray, centroids: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """faiss's exact fp32 inner-product search: similarities (n, top) float32, indices (n, top)."""
     faiss = _faiss()
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(np.ascontiguousarray(centroids, dtype=np.float32))
     return index.search(np.ascontiguousarray(x, dtype=np.float32), int(top))
+
+
+def nearest_centroids(x: np.ndarray, centroids: np.ndarray, *, top: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top`` most similar centroids (by inner product) of each row of ``x``, most similar first.
+
+    Returns similarities (n, top) float64 and centroid indices (n, top) int64; ``top`` may not
+    exceed the number of centroids. For cosine similarity pass normalised rows and centroids.
+    The products run on the kernel of :mod:`selfprune.metrics._kernel`: exact (float64) decisions
+    and values by default, whatever the batch; ``set_kernel("fp32")`` gives faiss's fp32 search.
+    """
+    from selfprune.metrics._kernel import nearest
+
+    return nearest(x, centroids, top=int(top))
 
 
 def nearest_similarity(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

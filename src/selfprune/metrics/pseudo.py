@@ -32,6 +32,7 @@ import numpy as np
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.engine.base import Engine, get_engine, sample_rows, source_of, stack
 from selfprune.errors import InvalidInputError, require
+from selfprune.metrics._kernel import by_row_blocks
 from selfprune.metrics._kmeans import fit_centroids, normalize_rows
 
 REFINE = ("none", "neighbours")
@@ -166,8 +167,13 @@ def _checked(chunk: np.ndarray) -> np.ndarray:
 
 
 def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids."""
-    sims = x @ centroids.T
+    """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids.
+
+    Row by row the same whatever the chunking (products in fixed row blocks)."""
+    import torch
+
+    c = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    sims = by_row_blocks(lambda b: b @ c.T, x)
     lab = sims.argmax(axis=1)
     z = (sims - sims[np.arange(len(x)), lab][:, None]) / KMEANS_TEMPERATURE
     conf = 1.0 / np.exp(z.astype(np.float64)).sum(axis=1)
@@ -192,11 +198,11 @@ def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray
     torch = require("torch", "torch")
     f = torch.nn.functional
     w = {k: torch.from_numpy(np.ascontiguousarray(state[k])) for k in ("w1", "b1", "w2", "b2")}
-    with torch.inference_mode():
-        x = torch.from_numpy(_checked(chunk))
-        p = torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1)
-        conf, lab = p.max(dim=1)
-    return {"label": lab.numpy().astype(np.int64), "confidence": conf.numpy().astype(np.float64)}
+    p = by_row_blocks(
+        lambda x: torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1),
+        _checked(chunk),
+    )
+    return {"label": p.argmax(axis=1).astype(np.int64), "confidence": p.max(axis=1).astype(np.float64)}
 
 
 def fit_neighbour_head(

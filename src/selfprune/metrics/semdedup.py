@@ -43,6 +43,7 @@ import numpy as np
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.engine.base import Engine, RowReader, get_engine, rows_of, source_of, stack
 from selfprune.errors import InvalidInputError
+from selfprune.metrics._kernel import above
 from selfprune.metrics._kmeans import kmeans, nearest_centroids
 
 ORDERS = ("farthest", "nearest", "random")
@@ -419,7 +420,7 @@ def _dedup_clusters(
                 sim[e][walk[gone]] = pos_sim[gone]
                 if xr is not None:
                     kept_pos = np.flatnonzero(~gone)
-                    best, arg = _best_match(xr, xc, kept_pos, plan.tile)
+                    best, arg = _best_match(xr, xc, kept_pos, plan.tile, thresholds[e])
                     pre_best[e][later] = best
                     pre_row[e][later] = np.where(arg >= 0, walk[np.maximum(arg, 0)], -1)
         if progress is not None:
@@ -457,9 +458,10 @@ def _cross_lists(plan: _Plan) -> list[np.ndarray]:
 
 
 def _best_match(
-    xr: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int
+    xr: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int, thr: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``xr``: highest similarity to ``xc[cols]`` and its position (earliest on ties)."""
+    """Per row of ``xr``: highest similarity to ``xc[cols]`` above ``thr`` and its position (earliest
+    on ties); ``-inf`` and -1 when none is above it (and possibly when one is just below it)."""
     best = np.full(len(xr), -np.inf, dtype=np.float64)
     arg = np.full(len(xr), -1, dtype=np.int64)
     for a in range(0, len(xr), tile):
@@ -467,7 +469,7 @@ def _best_match(
         tb, ta = best[a : a + tile], arg[a : a + tile]
         for c0 in range(0, len(cols), tile):
             cc = cols[c0 : c0 + tile]
-            s = rows @ xc[cc].T
+            s = above(rows, xc[cc], thr)
             j = np.argmax(s, axis=1)
             v = s[np.arange(len(s)), j].astype(np.float64)
             better = v > tb
@@ -502,7 +504,7 @@ def _greedy(
         # 1. against every kept row of earlier tiles, in blocks of ``tile`` columns
         for c0 in range(0, n_kept, tile):
             cols = kept_pos[c0 : min(c0 + tile, n_kept)]
-            s = rows @ xc[cols].T
+            s = above(rows, xc[cols], thr)
             j = np.argmax(s, axis=1)
             v = s[np.arange(len(s)), j].astype(np.float64)
             better = v > tb
@@ -515,7 +517,7 @@ def _greedy(
         live = np.flatnonzero(~hit)
         if len(live) == 0:
             continue
-        s = rows @ rows.T
+        s = above(rows, rows, thr)
         sub = s if len(live) == len(rows) else s[np.ix_(live, live)]
         status, tdup, tsim = _greedy_tile(sub, thr)
         gone = status == 2

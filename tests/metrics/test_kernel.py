@@ -1,0 +1,152 @@
+"""The fast similarity kernel decides exactly what float64 decides, whatever the candidate type."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selfprune.metrics import _kernel
+from selfprune.metrics._kernel import above, by_row_blocks, kernel, nearest
+from selfprune.metrics._kmeans import faiss_search, fit_centroids, normalize_rows
+from selfprune.metrics.prototypes import prototypes
+from selfprune.metrics.semdedup import semdedup
+
+CHECKED = ("bf16", "fp32-checked")
+
+
+def _reference(x, c, top):
+    """float64 brute force: top similarities, lower index first on ties."""
+    s = x.astype(np.float64) @ c.astype(np.float64).T
+    o = np.lexsort((np.broadcast_to(np.arange(len(c)), s.shape), -s), axis=1)[:, :top]
+    return o
+
+
+def _unit(a):
+    return normalize_rows(np.asarray(a, dtype=np.float32))
+
+
+@pytest.mark.parametrize("kind", CHECKED)
+def test_planted_near_ties_are_decided_as_float64_decides(kind):
+    rng = np.random.default_rng(0)
+    d = 64
+    x = _unit(rng.normal(size=(200, d)))
+    c = np.empty((2, d), np.float32)
+    # per row: two centroids whose similarities differ by ~1e-5, far below bfloat16's 4e-3 rounding
+    labels = []
+    for i in range(len(x)):
+        base = x[i] + 0.8 * _unit(rng.normal(size=(1, d)))[0]
+        tilt = _unit(rng.normal(size=(1, d)))[0] * 2e-5
+        c[0], c[1] = _unit((base + tilt)[None])[0], _unit((base - tilt)[None])[0]
+        if i % 2:
+            c = c[::-1].copy()  # the winner sits at either index
+        with kernel(kind):
+            sims, got = nearest(x[i : i + 1], c, top=2)
+        want = _reference(x[i : i + 1], c, 2)
+        labels.append(np.array_equal(got, want))
+        exact = x[i].astype(np.float64) @ c.astype(np.float64).T
+        np.testing.assert_allclose(sims[0], exact[want[0]], rtol=0, atol=1e-14)
+    assert all(labels)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(2, 60),
+    d=st.integers(2, 48),
+    top=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+    clumped=st.booleans(),
+)
+def test_assignments_equal_float64_on_random_data(n, k, d, top, seed, clumped):
+    rng = np.random.default_rng(seed)
+    c = _unit(rng.normal(size=(k, d)))
+    if clumped:  # centroids nearly alike: most rows need the re-check
+        c = _unit(c[:1] + 1e-3 * rng.normal(size=(k, d)))
+    x = _unit(rng.normal(size=(n, d)))
+    want = _reference(x, c, top)
+    for kind in CHECKED:
+        with kernel(kind):
+            _, got = nearest(x, c, top=top)
+        np.testing.assert_array_equal(got, want, err_msg=kind)
+
+
+def test_results_do_not_depend_on_the_batch():
+    rng = np.random.default_rng(1)
+    x = _unit(rng.normal(size=(5000, 96)))
+    c = fit_centroids(x[:2000], k=50, seed=0)
+    for kind in CHECKED:
+        with kernel(kind):
+            whole = nearest(x, c, top=2)
+            parts = [nearest(x[a : a + 37], c, top=2) for a in range(0, len(x), 37)]
+        np.testing.assert_array_equal(whole[0], np.concatenate([p[0] for p in parts]))
+        np.testing.assert_array_equal(whole[1], np.concatenate([p[1] for p in parts]))
+
+
+def test_forced_fp32_is_faiss_byte_for_byte():
+    rng = np.random.default_rng(2)
+    x = _unit(rng.normal(size=(3000, 32)))
+    with kernel("fp32"):
+        s = prototypes(x, k=20, seed=0)
+        c = fit_centroids(x[np.sort(rng.choice(3000, 3000, replace=False))], k=20, seed=0)
+        sims, idx = nearest(x, c)
+    fs, fi = faiss_search(x, c, 1)
+    np.testing.assert_array_equal(sims[:, 0], fs[:, 0].astype(np.float64))
+    np.testing.assert_array_equal(idx[:, 0], fi[:, 0])
+    assert s.values.dtype == np.float64
+    # the checked kernels agree with faiss on every assignment here and on the score to 1e-6
+    for kind in CHECKED:
+        with kernel(kind):
+            t = prototypes(x, k=20, seed=0)
+        np.testing.assert_allclose(t.values, s.values, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", CHECKED)
+def test_above_is_exact_where_it_matters(kind):
+    rng = np.random.default_rng(3)
+    a = _unit(rng.normal(size=(300, 40)))
+    b = np.concatenate([a[:100] + 1e-3 * rng.normal(size=(100, 40)), rng.normal(size=(200, 40))])
+    b = _unit(b)
+    thr = 0.999
+    exact = a.astype(np.float64) @ b.astype(np.float64).T
+    with kernel(kind):
+        got = above(a, b, thr)
+    hit = exact > thr
+    assert hit.sum() >= 50  # the planted pairs straddle the threshold
+    finite = np.isfinite(got)
+    assert finite[hit].all()  # every pair above the threshold is given
+    np.testing.assert_allclose(got[finite], exact[finite], rtol=0, atol=1e-14)  # and given in float64
+    assert not (got[~finite] > thr).any()
+
+
+def test_dedup_groups_equal_across_kernels():
+    rng = np.random.default_rng(4)
+    x = _unit(rng.normal(size=(2000, 48)))
+    x[1500:1700] = _unit(x[:200] + 2e-3 * rng.normal(size=(200, 48)))
+    results = {}
+    for kind in ("fp32", *CHECKED):
+        with kernel(kind):
+            r = semdedup(x, eps=0.01, k=10, seed=0)
+        results[kind] = (r.kept.tolist(), r.removed.tolist(), r.duplicate_of.tolist())
+    assert results["bf16"] == results["fp32-checked"] == results["fp32"]
+    assert set(range(1500, 1700)) <= set(results["bf16"][1]) | set(results["bf16"][0])
+
+
+def test_row_blocks_make_a_product_independent_of_the_batch():
+    import torch
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(700, 50)).astype(np.float32)
+    w = torch.from_numpy(rng.normal(size=(30, 50)).astype(np.float32))
+    whole = by_row_blocks(lambda b: b @ w.T, x)
+    pieces = np.concatenate([by_row_blocks(lambda b: b @ w.T, x[a : a + 3]) for a in range(0, 700, 3)])
+    np.testing.assert_array_equal(whole, pieces)
+
+
+def test_bad_kernel_name_and_calibration_cache(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        _kernel.set_kernel("fp8")
+    monkeypatch.setenv("SELFPRUNE_CACHE", str(tmp_path))
+    first = _kernel.calibration(refresh=True)
+    assert (tmp_path / "kernel-calibration.json").is_file()
+    assert _kernel.calibration() == first  # read back, not measured again
+    assert first["bf16_speedup"] > 0
