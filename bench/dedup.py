@@ -9,7 +9,10 @@ resident memory (``VmHWM``), so faiss' own allocations count:
 * ``load``: just load the array (the floor: interpreter + libraries + the array itself),
 * ``faiss``: spherical k-means with faiss (same k, niter, 256 points per centroid) + assigning
   all N,
-* ``semdedup``: :func:`selfprune.metrics.semdedup.semdedup` end to end.
+* ``semdedup``: :func:`selfprune.metrics.semdedup.semdedup` end to end, on the default kernel
+  (bfloat16 or fp32 candidate products with the exact re-check, chosen by calibration),
+* ``semdedup-fp32``: the same with ``SELFPRUNE_KERNEL=fp32`` (faiss k-means and fp32 products, the
+  behaviour of earlier versions).
 
 Run: ``python bench/dedup.py --n 1000000 --dim 384 --k 1000`` (about 1.5 GB of embeddings, a few
 minutes on 2 cores). Prints a table and writes ``bench/results/dedup.json``.
@@ -105,6 +108,8 @@ def _peak_rss() -> int:
 
 
 def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> None:
+    if what == "semdedup-fp32":
+        os.environ["SELFPRUNE_KERNEL"] = "fp32"
     x = np.load(path)
     rss_loaded = _peak_rss()
     out: dict = {"path": what, "rss_after_load": rss_loaded}
@@ -122,7 +127,7 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
             index.search(x[a : a + 16384], 1)
         out["train_s"] = t1 - t0
         out["assign_s"] = time.perf_counter() - t1
-    elif what in ("semdedup", "semdedup-within"):
+    elif what in ("semdedup", "semdedup-fp32", "semdedup-within"):
         sys.path.insert(0, str(HERE.parent / "src"))
         from selfprune.metrics.semdedup import semdedup
 
@@ -131,7 +136,7 @@ def _child(path: str, what: str, k: int, eps: float, niter: int, seed: int) -> N
         def tick(done: int, total: int) -> None:
             first.setdefault("t", time.perf_counter())
 
-        cross = what == "semdedup"
+        cross = what != "semdedup-within"
         r = semdedup(x, eps=eps, k=k, seed=seed, niter=niter, cross_check=cross, progress=tick)
         out["plan_s"] = first.get("t", time.perf_counter()) - t0
         out["greedy_s"] = time.perf_counter() - first.get("t", t0)
@@ -168,7 +173,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "dedup.json")
     p.add_argument(
-        "--child", choices=["load", "faiss", "semdedup", "semdedup-within"], help=argparse.SUPPRESS
+        "--child", choices=["load", "faiss", "semdedup", "semdedup-fp32", "semdedup-within"], help=argparse.SUPPRESS
     )
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -184,14 +189,18 @@ def main() -> None:
         array_bytes = x.nbytes
         del x
         gen_s = time.perf_counter() - t0
-        paths = ("load", "faiss", "semdedup", "semdedup-within")
+        paths = ("load", "faiss", "semdedup", "semdedup-fp32", "semdedup-within")
         runs = {what: _run(path, what, args) for what in paths}
         quality = {
             w: _quality(
                 group, np.load(f"{path}.{w}.removed.npy"), np.load(f"{path}.{w}.dupof.npy")
             )
-            for w in ("semdedup", "semdedup-within")
+            for w in ("semdedup", "semdedup-fp32", "semdedup-within")
         }
+        same = all(
+            np.array_equal(np.load(f"{path}.semdedup.{a}.npy"), np.load(f"{path}.semdedup-fp32.{a}.npy"))
+            for a in ("removed", "dupof")
+        )
 
     f, s, sw = runs["faiss"], runs["semdedup"], runs["semdedup-within"]
     q = quality["semdedup"]
@@ -213,6 +222,10 @@ def main() -> None:
         "semdedup_extra_over_load_gb": (s["peak_rss"] - runs["load"]["peak_rss"]) / 1e9,
         **q,
         "within_cluster_only": quality["semdedup-within"],
+        "fp32_kernel": quality["semdedup-fp32"],
+        "fp32_kernel_total_s": runs["semdedup-fp32"]["seconds"],
+        "time_ratio_fp32_kernel_over_faiss": runs["semdedup-fp32"]["seconds"] / f["seconds"],
+        "same_groups_as_fp32_kernel": same,
         "largest_cluster": s["largest_cluster"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -245,6 +258,7 @@ def main() -> None:
             f"recall {qq['recall']:.4f}, precision {qq['precision']:.4f}, "
             f"groups with exactly one kept {qq['groups_with_exactly_one_kept']:.4f}"
         )
+    c.print(f"same removed rows and duplicate-of as the fp32 kernel: {same}")
     c.print(f"wrote {args.out}")
 
 

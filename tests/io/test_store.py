@@ -91,8 +91,10 @@ def test_open_embeddings_from_files(tmp_path):
     bad = x.copy()
     bad[2, 1] = np.inf
     np.save(tmp_path / "bad.npy", bad)
+    # a .npy opens as a memory map, checked as it streams; loading it whole checks it at once
+    assert isinstance(open_embeddings(tmp_path / "bad.npy").x, np.memmap)
     with pytest.raises(DataSourceError, match="NaN or Inf in 1 row"):
-        open_embeddings(tmp_path / "bad.npy")
+        load_embeddings(tmp_path / "bad.npy")
     with pytest.raises(DataSourceError, match="not found"):
         open_embeddings(tmp_path / "missing.npy")
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import selfprune
+from selfprune.metrics._kernel import kernel
 from selfprune.metrics._kmeans import (
     fit_centroids,
     kmeans,
@@ -37,9 +38,17 @@ def test_kmeans_is_faiss_spherical_kmeans(seed):
     x = _rows(seed=seed)
     km = faiss.Kmeans(12, 7, niter=20, seed=seed, spherical=True, max_points_per_centroid=256, verbose=False)
     km.train(x)
-    cents, obj = kmeans(x, k=7, seed=seed)
+    with kernel("fp32"):  # the plain kernel trains with faiss itself
+        cents, obj = kmeans(x, k=7, seed=seed)
+        assert np.array_equal(fit_centroids(x, k=7, seed=seed), cents)
     assert np.array_equal(cents, km.centroids) and obj == km.obj[-1]
-    assert np.array_equal(fit_centroids(x, k=7, seed=seed), cents)
+    # the checked kernels run faiss's algorithm here (same start, same steps, exact assignments):
+    # the same clusters, to the rounding of the sums
+    for kind in ("bf16", "fp32-checked"):
+        with kernel(kind):
+            mine, my_obj = kmeans(x, k=7, seed=seed)
+        np.testing.assert_allclose(mine, km.centroids, rtol=0, atol=1e-5)
+        assert abs(my_obj - km.obj[-1]) <= 1e-4 * abs(km.obj[-1])
 
 
 def test_nearest_centroids_top2_matches_brute_force():
@@ -82,7 +91,10 @@ def test_semdedup_clusters_are_those_of_plain_faiss_calls():
     from selfprune.metrics.semdedup import semdedup
 
     x = _rows(n=500, seed=6)
-    r = semdedup(x, eps=0.01, k=6, seed=0)
+    with kernel("fp32"):
+        r = semdedup(x, eps=0.01, k=6, seed=0)
+    with kernel("bf16"):
+        checked = semdedup(x, eps=0.01, k=6, seed=0)
     # what semdedup did with faiss directly: seed drawn from the generator, k-means on every
     # (re-normalised) row, then the nearest centroid by inner product
     kseed = int(np.random.default_rng(0).integers(0, 2**31 - 1))
@@ -95,6 +107,7 @@ def test_semdedup_clusters_are_those_of_plain_faiss_calls():
     index.add(km.centroids)
     assert np.array_equal(r.cluster, index.search(xs, 1)[1][:, 0])
     assert r.meta["kmeans_objective"] == pytest.approx(float(km.obj[-1]), rel=0, abs=0)
+    assert np.array_equal(checked.cluster, r.cluster)  # faiss's algorithm, exact assignments: the same cells
 
 
 def test_density_neighbours_are_those_of_a_plain_faiss_flat_index():

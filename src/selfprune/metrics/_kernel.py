@@ -196,11 +196,21 @@ def _nearest_block(x, c, c64, top, kind):
     n, k = len(x), len(c)
     m = min(k, top + EXTRA)
     s, beta = _candidates(x, c, kind)
-    vals, idx = torch.topk(s, m, dim=1)  # sorted, largest first
-    vals, idx, beta = vals.double().numpy(), idx.numpy().astype(np.int64), beta.numpy()
-    inside = (vals >= (vals[:, top - 1] - 2 * beta)[:, None]).sum(axis=1)  # candidates that can be top
     x64 = x.astype(np.float64)
-    labels = idx[:, :top].copy()  # right when exactly ``top`` candidates are inside the window
+    if top == 1:  # one pass for the maximum, one to count what is inside its window
+        mx, arg = s.max(dim=1)
+        floor = (mx.double() - 2 * beta).float() - torch.finfo(torch.float32).eps * mx.abs()
+        inside = (s >= floor[:, None]).sum(dim=1).numpy()
+        labels = arg.numpy().astype(np.int64)[:, None]
+        rows = np.flatnonzero(inside > 1)
+        idx = np.zeros((n, m), dtype=np.int64)
+        if len(rows):
+            idx[rows] = torch.topk(s[torch.from_numpy(rows)], m, dim=1)[1].numpy()
+    else:
+        vals, idx = torch.topk(s, m, dim=1)  # sorted, largest first
+        vals, idx, beta_np = vals.double().numpy(), idx.numpy().astype(np.int64), beta.numpy()
+        inside = (vals >= (vals[:, top - 1] - 2 * beta_np)[:, None]).sum(axis=1)  # candidates that can be top
+        labels = idx[:, :top].copy()  # right when exactly ``top`` candidates are inside the window
     full = inside >= m if m < k else np.zeros(n, dtype=bool)
     hard = (inside > top) & ~full
     if hard.any():
