@@ -227,8 +227,13 @@ def test_metrics_on_ray_equal_the_local_engine(cluster, tmp_path):
 
     def everything(engine):
         pl = pseudo_labels(store, k=5, refine="none", seed=1, engine=engine)
+        head = pseudo_labels(store, k=5, refine="neighbours", neighbours=5, epochs=2, fit_rows=200, seed=1,
+                             engine=engine)  # fmt: skip
         dd = semdedup(store, eps=0.01, k=5, seed=0, engine=engine)
         return {
+            "head": head.labels,
+            "head_confidence": head.confidence,
+            "density_sample": knn_density(store, k=5, reference=150, seed=2, engine=engine).values,
             "prototypes": prototypes(store, k=5, seed=3, engine=engine).values,
             "class": class_prototypes(store, y, engine=engine).values,
             "density": knn_density(store, k=5, engine=engine).values,
