@@ -74,6 +74,19 @@ def test_imagefolder_reads_back_through_the_image_folder_source(tmp_path, images
     assert mode == 0o777 & ~_umask()
 
 
+def test_imagefolder_opens_with_the_hugging_face_image_folder_reader(tmp_path, images):
+    """The layout torchvision's ImageFolder and datasets' ``imagefolder`` read: class sub-folders."""
+    import datasets
+    kept = _kept(images)
+    out = export(images, kept, tmp_path / "folder", format="imagefolder")
+    ds = datasets.load_dataset("imagefolder", data_dir=str(out), split="train")
+    pos = np.flatnonzero(np.isin(images.ids, kept))
+    names = ds.features["label"].names
+    want = sorted((images.classes[images.labels[i]].replace("/", "-"), images.items[i].tobytes()) for i in pos)
+    got = sorted((names[r["label"]], np.asarray(r["image"].convert("L")).tobytes()) for r in ds)
+    assert len(ds) == len(kept) and got == want
+
+
 def _umask() -> int:
     m = os.umask(0)
     os.umask(m)

@@ -115,24 +115,6 @@ def test_checked_kernel_agrees_with_faiss_on_the_same_centroids(kind):
     np.testing.assert_allclose(sims[:, 0], fs[:, 0], rtol=0, atol=1e-6)
 
 
-def test_lloyd_is_the_same_on_every_checked_kernel_and_as_good_as_faiss():
-    rng = np.random.default_rng(7)
-    centres = _unit(rng.normal(size=(30, 24)))
-    x = _unit(centres[rng.integers(0, 30, 6000)] + 0.4 * rng.normal(size=(6000, 24)))
-    from selfprune.metrics._kmeans import kmeans
-
-    got = {}
-    for kind in ("bf16", "fp32-checked", "fp32"):
-        with kernel(kind):
-            got[kind] = kmeans(x, k=30, seed=3, niter=15)
-    np.testing.assert_array_equal(got["bf16"][0], got["fp32-checked"][0])  # exact assignments: one answer
-    assert got["bf16"][1] == got["fp32-checked"][1]
-    assert got["bf16"][1] >= 0.99 * got["fp32"][1]  # faiss's objective (sum of similarities)
-    with kernel("bf16"):
-        again = kmeans(x, k=30, seed=3, niter=15)
-    np.testing.assert_array_equal(again[0], got["bf16"][0])
-
-
 @pytest.mark.parametrize("kind", CHECKED)
 def test_above_is_exact_where_it_matters(kind):
     rng = np.random.default_rng(3)
@@ -184,4 +166,6 @@ def test_bad_kernel_name_and_calibration_cache(tmp_path, monkeypatch):
     first = _kernel.calibration(refresh=True)
     assert (tmp_path / "kernel-calibration.json").is_file()
     assert _kernel.calibration() == first  # read back, not measured again
-    assert first["bf16_speedup"] > 0
+    assert first["bf16_speedup"] == pytest.approx(first["fp32_checked_s"] / first["bf16_s"])
+    monkeypatch.setenv("SELFPRUNE_KERNEL", "fp32")
+    assert _kernel.active_kernel() == "fp32"  # the environment overrides the setting

@@ -1,28 +1,33 @@
 """Similarity kernels with an exact re-check: fast candidate products, exact decisions.
 
-Two questions are asked of similarities at scale: *which centroid is nearest* (k-means assignment,
-prototypes, pseudo-labels, dedup's clusters) and *is this pair above 1 - eps* (dedup's cluster
-pass). A product in bfloat16 decides almost every case at a third of the fp32 cost on CPUs with
-AVX-512 BF16; the few cases it cannot decide are recomputed exactly. The results are those of the
-**exact reference**, float64 dot products of the float32 inputs: the same whatever the candidate
-type, the chunking, the thread count or the engine.
+Two questions are asked of similarities over all rows: *which centroid is nearest* (the final
+assignment of prototypes, pseudo-labels, dedup's clusters, the audit) and *is this pair above
+1 - eps* (dedup's cluster pass). Float products round differently with the batch size and the
+thread count, so the answers are made exact: a candidate product decides almost every case, and
+the few it cannot decide are recomputed in float64. The results are those of the **exact
+reference**, float64 dot products of the float32 inputs, whatever the candidate type, the chunking,
+the thread count or the engine.
 
-**The bound.** Inputs rounded to the candidate type (unit roundoff ``u``: 2^-8 for bfloat16) give
-``x~ = x + r_x`` and ``c~ = c + r_c``. The candidate product ``s~`` (accumulated in fp32 and, for
-bfloat16 on CPU, rounded to bfloat16 on output) differs from the exact ``s = x . c`` by at most
+**The bound.** Inputs rounded to the candidate type (unit roundoff ``u``: 2^-8 for bfloat16, 0 for
+fp32) give ``x~ = x + r_x`` and ``c~ = c + r_c``. The candidate product ``s~`` (accumulated in
+fp32 and, for bfloat16 on CPU, rounded to bfloat16 on output) differs from the exact ``s = x . c``
+by at most
 
     beta_i = |r_x_i| max_j |c~_j| + |x_i| max_j |r_c_j| + (u_out + gamma_D) |x~_i| max_j |c~_j|
 
 (Cauchy-Schwarz on the two rounding terms; ``gamma_D = D 2^-24 / (1 - D 2^-24)`` for fp32
 accumulation in any order; ``u_out`` the output rounding, 0 for fp32). So every centroid that
 can be among the true top ``t`` of row i has ``s~ >= s~_(t) - 2 beta_i``; those candidates are
-rescored exactly and the top ``t`` taken by (exact similarity, then lower index). A pair is above a
-threshold only if ``s~ > thr - beta``; only those pairs are rescored.
+rescored exactly and the top ``t`` taken by (exact similarity, then lower index). A pair can be
+above a threshold only if ``s~ >= thr - beta``; only those pairs are rescored.
 
-``set_kernel("fp32")`` restores the plain faiss / numpy fp32 products with no re-check (the
-behaviour of earlier versions, byte for byte). ``"auto"`` (default) measures once per process
-whether bfloat16 products are faster than fp32 here (cached on disk per CPU and torch version) and
-uses them if so, else fp32 candidates with the same exact re-check.
+**Kernels.** ``fp32-checked``: faiss's fp32 search gives the candidates (``gamma_D`` alone, about
+2e-5 for D = 384: a handful of rows in a million are rescored). ``bf16``: a bfloat16 product
+(torch); its window is about 0.015 in cosine, wide enough that on clustered data about 40% of the
+rows are rescored, which on the CPU measured here costs more than the product saves
+(docs/engine.md). ``auto`` (default) times both on a sample once per machine (cached) and keeps
+the faster. ``fp32``: faiss's search with no re-check (the values of earlier versions, byte for
+byte). ``SELFPRUNE_KERNEL`` overrides the setting.
 """
 
 from __future__ import annotations
@@ -71,13 +76,13 @@ def kernel(name: str) -> Iterator[None]:
 
 def active_kernel() -> str:
     """The kernel in use: ``bf16``, ``fp32-checked`` or ``fp32`` (``auto`` resolved)."""
-    name = os.environ.get("SELFPRUNE_KERNEL", _setting[0])
+    name = os.environ.get("SELFPRUNE_KERNEL") or _setting[0]
     if name not in KERNELS:
         raise InvalidInputError(f"SELFPRUNE_KERNEL must be one of {KERNELS}, got {name!r}")
     if name != "auto":
         return name
     if "auto" not in _resolved:
-        _resolved["auto"] = "bf16" if calibration()["bf16_speedup"] >= 1.3 else "fp32-checked"
+        _resolved["auto"] = "bf16" if calibration()["bf16_speedup"] > 1.1 else "fp32-checked"
     return _resolved["auto"]
 
 
@@ -101,31 +106,33 @@ def _machine_key() -> str:
 
 
 def calibration(*, refresh: bool = False) -> dict:
-    """Time a fp32 and a bf16 product of (4096 x 384) by (384 x 1024); cached per machine key."""
-    import torch
-
+    """Time the re-checked search on both candidate types (16,384 clustered rows x 1,000 centroids
+    in 384-d); cached per machine key. ``bf16_speedup`` > 1: bfloat16 candidates are faster here."""
     path, key = _cache_file(), _machine_key()
     if not refresh:
         try:
             cached = json.loads(path.read_text())
-            if cached.get("key") == key:
+            if cached.get("key") == key and "fp32_checked_s" in cached:
                 return cached
         except (OSError, ValueError):
             pass
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(4096, 384, generator=g), torch.randn(384, 1024, generator=g)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2000, 384)).astype(np.float32)
+    x = centres[rng.integers(0, 2000, 16_384)] + 0.5 * rng.normal(size=(16_384, 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    c = np.ascontiguousarray(x[:1000])
     times = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        x, y = a.to(dtype), b.to(dtype)
-        x @ y
-        best = float("inf")
-        for _ in range(5):
-            t0 = time.perf_counter()
-            x @ y
-            best = min(best, time.perf_counter() - t0)
-        times[name] = best
-    speedup = times["fp32"] / times["bf16"]
-    result = {"key": key, "fp32_s": times["fp32"], "bf16_s": times["bf16"], "bf16_speedup": speedup}
+    for kind in ("fp32-checked", "bf16"):
+        with kernel(kind):
+            nearest(x[:512], c)
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                nearest(x, c)
+                best = min(best, time.perf_counter() - t0)
+        times[kind] = best
+    speedup = times["fp32-checked"] / times["bf16"]
+    result = {"key": key, "fp32_checked_s": times["fp32-checked"], "bf16_s": times["bf16"], "bf16_speedup": speedup}
     try:
         from selfprune.io.atomic import write_json_atomic
 
@@ -156,15 +163,20 @@ def _candidates(x: np.ndarray, c: np.ndarray, kind: str):
         xn, cn = xr.double().norm(dim=1), cr.double().norm(dim=1).max()
         beta = rx * cn + xt.double().norm(dim=1) * rc + (2.0**-8 + gamma) * xn * cn
     else:
-        s = xt @ ct.T
+        s = torch.from_numpy(x @ c.T)
         beta = gamma * xt.double().norm(dim=1) * ct.double().norm(dim=1).max()
     return s, beta * (1 + 1e-6) + 1e-30  # a hair above the bound, for the bound's own rounding
 
 
-def _exact_rows(x64: np.ndarray, c64: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Exact float64 similarity of each row to each of its candidates ``idx`` (n, m); same value for
-    the same pair whatever else is in the batch."""
-    return np.einsum("nd,nmd->nm", x64, c64[idx], optimize=False)
+def _exact_rows(x: np.ndarray, c64: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Exact float64 similarity of each row to each of its candidates ``idx`` (n, m); the same value
+    for the same pair whatever else is in the batch (a plain loop over D, no BLAS). In row blocks,
+    so the float64 copies stay in cache."""
+    out = np.empty(idx.shape, dtype=np.float64)
+    for a in range(0, len(x), 1024):
+        xb = x[a : a + 1024].astype(np.float64)
+        out[a : a + 1024] = np.einsum("nd,nmd->nm", xb, c64[idx[a : a + 1024]], optimize=False)
+    return out
 
 
 def nearest(x: np.ndarray, centroids: np.ndarray, top: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -183,11 +195,59 @@ def nearest(x: np.ndarray, centroids: np.ndarray, top: int = 1) -> tuple[np.ndar
         s, i = faiss_search(x, c, top)
         return s.astype(np.float64), i.astype(np.int64)
     c64 = c.astype(np.float64)
+    if kind == "fp32-checked":
+        return _nearest_faiss(x, c, c64, top)
     sims = np.empty((len(x), top), dtype=np.float64)
     labels = np.empty((len(x), top), dtype=np.int64)
     for a in range(0, len(x), _BLOCK):
         sims[a : a + _BLOCK], labels[a : a + _BLOCK] = _nearest_block(x[a : a + _BLOCK], c, c64, top, kind)
     return sims, labels
+
+
+def _nearest_faiss(x, c, c64, top):
+    """faiss's fp32 top ``top + 1`` as candidates; rows whose next candidate is inside the window
+    are searched again wider, and rescored exactly."""
+    from selfprune.metrics._kmeans import faiss_search
+
+    n, k, d = len(x), len(c), x.shape[1]
+    gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
+    beta = gamma * np.linalg.norm(x, axis=1).astype(np.float64) * float(np.linalg.norm(c, axis=1).max())
+    beta = beta * (1 + 1e-6) + 1e-30
+    labels = np.empty((n, top), dtype=np.int64)
+    for a in range(0, n, 65_536):
+        xs, bs = x[a : a + 65_536], beta[a : a + 65_536]
+        t = min(k, top + 1)
+        sims, idx = faiss_search(xs, c, t)
+        lab = idx[:, :top].astype(np.int64)
+        if t > top:
+            hard = np.flatnonzero(sims[:, top].astype(np.float64) >= sims[:, top - 1] - 2 * bs)
+            if len(hard):
+                lab[hard] = _rescore(xs[hard], c, c64, top, bs[hard])
+        labels[a : a + 65_536] = lab
+    exact = _exact_rows(x, c64, labels)
+    if top > 1:
+        o = np.lexsort((labels, -exact), axis=1)
+        labels, exact = np.take_along_axis(labels, o, axis=1), np.take_along_axis(exact, o, axis=1)
+    return exact, labels
+
+
+def _rescore(x, c, c64, top, beta):
+    """The exact top ``top`` of rows whose faiss candidates were too close to call."""
+    from selfprune.metrics._kmeans import faiss_search
+
+    k = len(c)
+    m = min(k, top + EXTRA)
+    sims, idx = faiss_search(x, c, m)
+    idx = idx.astype(np.int64)
+    inside = (sims.astype(np.float64) >= (sims[:, top - 1] - 2 * beta)[:, None]).sum(axis=1)
+    ex = _exact_rows(x, c64, idx)
+    ex[np.arange(m)[None, :] >= inside[:, None]] = -np.inf
+    out = np.take_along_axis(idx, np.lexsort((idx, -ex), axis=1)[:, :top], axis=1)
+    full = np.flatnonzero(inside >= m) if m < k else np.empty(0, dtype=np.int64)
+    if len(full):  # more candidates inside the window than fetched: every centroid, exactly
+        ex = x[full].astype(np.float64) @ c64.T
+        out[full] = np.lexsort((np.broadcast_to(np.arange(k), ex.shape), -ex), axis=1)[:, :top]
+    return out
 
 
 def _nearest_block(x, c, c64, top, kind):
@@ -215,13 +275,13 @@ def _nearest_block(x, c, c64, top, kind):
     hard = (inside > top) & ~full
     if hard.any():
         cand = idx[hard]
-        ex = _exact_rows(x64[hard], c64, cand)
+        ex = _exact_rows(x[hard], c64, cand)
         ex[np.arange(m)[None, :] >= inside[hard][:, None]] = -np.inf  # outside the window: cannot win
         labels[hard] = np.take_along_axis(cand, np.lexsort((cand, -ex), axis=1)[:, :top], axis=1)
     if full.any():  # more candidates inside the window than fetched: every centroid, exactly
         ex = x64[full] @ c64.T
         labels[full] = np.lexsort((np.broadcast_to(np.arange(k), ex.shape), -ex), axis=1)[:, :top]
-    exact = _exact_rows(x64, c64, labels)
+    exact = _exact_rows(x, c64, labels)
     if top > 1:  # order the chosen ones by exact similarity, then index
         o = np.lexsort((labels, -exact), axis=1)
         labels, exact = np.take_along_axis(labels, o, axis=1), np.take_along_axis(exact, o, axis=1)

@@ -43,14 +43,9 @@ def kmeans(
     faiss trains on at most ``k * max_points_per_centroid`` of the rows (it subsamples beyond);
     ``min_points_per_centroid`` only sets when faiss warns (39 is its own default).
 
-    With the checked kernels (the default, :mod:`selfprune.metrics._kernel`) the same algorithm
-    runs here, Lloyd iterations whose assignments are exact (:func:`lloyd`); ``set_kernel("fp32")``
-    trains with faiss itself, as earlier versions did.
+    Training runs in the calling process only (the fit of *fit on a sample, then map*), so its
+    fp32 rounding is the same on every engine; the map's assignments use the exact kernel.
     """
-    from selfprune.metrics._kernel import active_kernel
-
-    if active_kernel() != "fp32":
-        return lloyd(sample, k=k, seed=seed, niter=niter, max_points_per_centroid=max_points_per_centroid)
     faiss = _faiss()
     x = np.ascontiguousarray(sample, dtype=np.float32)
     km = faiss.Kmeans(
@@ -66,82 +61,6 @@ def kmeans(
     km.train(x)
     obj = float(km.obj[-1]) if len(km.obj) else 0.0
     return np.ascontiguousarray(km.centroids, dtype=np.float32), obj
-
-
-SPLIT_EPS = 1.0 / 1024
-"""Relative push apart of the two halves when a big cluster is split to refill an empty one (faiss's)."""
-
-
-def _mt19937(seed: int) -> np.random.MT19937:
-    """The generator faiss seeds with ``std::mt19937((unsigned) seed)``."""
-    bg = np.random.MT19937()
-    bg._legacy_seeding(int(seed) & 0xFFFFFFFF)
-    return bg
-
-
-def faiss_rand_perm(n: int, seed: int) -> np.ndarray:
-    """faiss's ``rand_perm``: Fisher-Yates with ``mt19937() % (n - i)``, so the same rows as faiss."""
-    raw = _mt19937(seed).random_raw(max(n - 1, 0)).astype(np.uint64)
-    perm = np.arange(n, dtype=np.int64)
-    for i in range(n - 1):
-        j = i + int(raw[i] % np.uint64(n - i))
-        perm[i], perm[j] = perm[j], perm[i]
-    return perm
-
-
-def lloyd(
-    sample: np.ndarray, *, k: int, seed: int, niter: int = 20, max_points_per_centroid: int = 256
-) -> tuple[np.ndarray, float]:
-    """Spherical k-means (Lloyd) on normalised rows with exact assignments: (centroids, objective).
-
-    faiss's algorithm step for step: at most ``k * max_points_per_centroid`` rows (faiss's seeded
-    subsample), faiss's ``k`` starting rows, ``niter`` rounds of assign / average / normalise, an
-    empty cluster refilled by splitting a populous one (faiss's rule and generator). What differs
-    is the assignment, exact here (ties: lower index) where faiss's fp32 products round, and the
-    sums, float64 here. So the centroids follow faiss's closely and depend on the seed only, not on
-    threads or the product type. Objective: the sum of the similarities of the last assignment.
-    """
-    import torch
-
-    from selfprune.metrics._kernel import nearest
-
-    x = np.ascontiguousarray(sample, dtype=np.float32)
-    n, d = x.shape
-    if n > k * max_points_per_centroid:
-        x = np.ascontiguousarray(x[faiss_rand_perm(n, seed)[: k * max_points_per_centroid]])
-        n = len(x)
-    if k > n:
-        raise ValueError(f"k-means: k={k} is larger than the {n} rows it trains on")
-    cents = normalize_rows(x[faiss_rand_perm(n, seed + 1)[:k]])
-    xt = torch.from_numpy(x)
-    sign = np.where(np.arange(d) % 2 == 0, 1.0, -1.0)
-    obj = 0.0
-    for _ in range(max(1, niter)):
-        sims, lab = nearest(x, cents)
-        lab = lab[:, 0]
-        obj = float(sims[:, 0].sum())
-        sums = torch.zeros((k, d), dtype=torch.float64)
-        labt = torch.from_numpy(lab)
-        for a in range(0, n, 16_384):
-            sums.index_add_(0, labt[a : a + 16_384], xt[a : a + 16_384].double())
-        sizes = np.bincount(lab, minlength=k).astype(np.int64)
-        new = sums.numpy() / np.maximum(sizes, 1)[:, None]
-        empty = np.flatnonzero(sizes == 0)
-        if len(empty):  # faiss's split_clusters: pick cj with probability (size - 1) / (n - k)
-            bg = _mt19937(1234)
-            for ci in empty:
-                cj = 0
-                while True:
-                    r = float(bg.random_raw()) / 0xFFFFFFFF
-                    if r < (sizes[cj] - 1.0) / (n - k):
-                        break
-                    cj = (cj + 1) % k
-                new[ci] = new[cj] * (1 + SPLIT_EPS * sign)
-                new[cj] = new[cj] * (1 - SPLIT_EPS * sign)
-                sizes[ci] = sizes[cj] // 2
-                sizes[cj] -= sizes[ci]
-        cents = normalize_rows(new.astype(np.float32))
-    return np.ascontiguousarray(cents), obj
 
 
 def fit_centroids(
@@ -254,8 +173,6 @@ def forget_index() -> None:
 __all__ = [
     "normalize_rows",
     "kmeans",
-    "lloyd",
-    "faiss_rand_perm",
     "fit_centroids",
     "nearest_centroids",
     "nearest_similarity",
