@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Option(help="Score column name.")] = "density",
         reference: Annotated[
             int | None,
-            typer.Option(help="Rows held in the neighbour index (default: all up to 500,000, else a sample)."),
+            typer.Option(help="Rows held in the neighbour index (default: all up to 250,000, else a sample)."),
         ] = None,
         vector_column: VectorColumnOpt = None,
         engine: EngineOption = "local",

@@ -90,6 +90,10 @@ class ArraySource:
         lo, hi = self.bounds(i)
         return np.ascontiguousarray(self.array[lo:hi], dtype=np.float32)
 
+    def rows_of_chunk(self, i: int, local: np.ndarray) -> np.ndarray:
+        """Rows ``local`` (positions inside chunk ``i``) as float32, reading only those."""
+        return np.ascontiguousarray(self.array[self.bounds(i)[0] + local], dtype=np.float32)
+
     def spec(self) -> dict[str, Any] | None:
         """How a worker reopens this source (``None``: in memory only)."""
         if self.path is None:
@@ -135,6 +139,10 @@ class StoreSource:
 
     def chunk(self, i: int) -> np.ndarray:
         return np.ascontiguousarray(self.store.read_chunk(i), dtype=np.float32)
+
+    def rows_of_chunk(self, i: int, local: np.ndarray) -> np.ndarray:
+        """Rows ``local`` (positions inside chunk ``i``) as float32, reading only those."""
+        return np.ascontiguousarray(self.store.read_chunk(i)[local], dtype=np.float32)
 
     def spec(self) -> dict[str, Any]:
         return {"kind": "store", "path": str(Path(self.store.path).resolve())}
@@ -248,7 +256,7 @@ def sample_rows(source, n: int, seed: int) -> np.ndarray:
     for c in np.unique(pos // src.chunk_rows):
         lo, hi = src.bounds(int(c))
         hit = pos[(pos >= lo) & (pos < hi)] - lo
-        rows = np.asarray(src.chunk(int(c)))[hit]
+        rows = src.rows_of_chunk(int(c), hit)
         bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:  # a streamed source is validated as it is read
             raise InvalidInputError(f"embeddings contain NaN or Inf at row {lo + hit[bad[0]]}")

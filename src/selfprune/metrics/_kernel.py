@@ -289,16 +289,26 @@ def _nearest_block(x, c, c64, top, kind):
 
 
 def above(a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
-    """Similarities of every row of ``a`` to every row of ``b`` (n, m): exact float64 wherever the
-    pair can exceed ``thr``, ``-inf`` where it cannot. Plain ``fp32`` kernel: ``a @ b.T`` as before."""
+    """Similarities of every row of ``a`` to every row of ``b`` (n, m), float64, exact wherever the
+    pair can exceed ``thr`` (elsewhere the candidate value, which is surely at most ``thr``).
+    Plain ``fp32`` kernel: ``a @ b.T`` as before."""
     kind = active_kernel()
     if kind == "fp32":
         return a @ b.T
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
-    s, beta = _candidates(a, b, kind)
-    out = np.full(s.shape, -np.inf, dtype=np.float64)
-    i, j = np.nonzero(s.numpy() >= (thr - beta.numpy())[:, None])
+    if kind == "bf16":
+        st, bt = _candidates(a, b, kind)
+        s, beta = st.numpy(), bt.numpy()
+    else:  # numpy's fp32 product, as the plain kernel computes it
+        s = a @ b.T
+        d = a.shape[1]
+        gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
+        beta = gamma * np.linalg.norm(a, axis=1).astype(np.float64) * float(np.linalg.norm(b, axis=1).max())
+        beta = beta * (1 + 1e-6) + 1e-30
+    lim = np.nextafter((thr - beta).astype(np.float32), np.float32(-np.inf))  # never above thr - beta
+    i, j = np.nonzero(s >= lim[:, None])
+    out = s.astype(np.float64)
     for p in range(0, len(i), 65_536):
         ii, jj = i[p : p + 65_536], j[p : p + 65_536]
         out[ii, jj] = np.einsum("nd,nd->n", a[ii].astype(np.float64), b[jj].astype(np.float64), optimize=False)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
-from selfprune.engine.base import Engine, Source, get_engine, source_of, stack
+from selfprune.engine.base import ArraySource, Engine, Source, get_engine, source_of, stack
 from selfprune.errors import InvalidInputError
 from selfprune.metrics._kmeans import deserialize_index, forget_index, knn_index, serialize_index
 from selfprune.scores import Scores
@@ -32,7 +32,7 @@ from selfprune.scores import Scores
 METRICS = ("cosine", "l2")
 INDEXES = ("auto", "flat", "ivf")
 _EXACT_UP_TO = 200_000
-REFERENCE_AUTO = 500_000
+REFERENCE_AUTO = 250_000
 """Most rows held in the neighbour index by default; larger inputs are compared with a sample."""
 
 
@@ -140,9 +140,10 @@ def _fit(
     else:
         refpos = np.arange(n, dtype=np.int64)
         base = _rows(x, None)
+    fresh = not (isinstance(x, ArraySource) and base is x.array)  # a copy of ours: normalised in place
     base = check_embeddings(base, caller=caller)
     if metric == "cosine":
-        base = _unit(base, 0, caller=caller, positions=refpos)
+        base = _unit(base, 0, caller=caller, positions=refpos, inplace=fresh)
     kind = _resolve_index(index, m)
     space = "ip" if metric == "cosine" else "l2"
     if kind == "flat":
@@ -155,8 +156,10 @@ def _fit(
             nprobe=min(nprobe, lists),
         )
     del base
+    data = serialize_index(idx)
+    del idx  # from here on only the serialised copy is held (the map deserialises it once)
     state = {
-        "index": serialize_index(idx),
+        "index": data,
         "refpos": refpos.astype(np.int64),
         "k": np.array(k),
         "cosine": np.array(metric == "cosine"),
@@ -167,28 +170,30 @@ def _fit(
 
 def _rows(x: Source, positions: np.ndarray | None) -> np.ndarray:
     """Rows of a source (all, or at sorted ``positions``) as one float32 array."""
-    from selfprune.engine.base import ArraySource
-
     if isinstance(x, ArraySource) and x.path is None:
         return x.array if positions is None else x.array[positions]
     parts = []
     for c in range(x.n_chunks):
         lo, hi = x.bounds(c)
-        chunk = x.chunk(c)
         if positions is None:
-            parts.append(chunk)
+            parts.append(x.chunk(c))
         else:
             a, b = np.searchsorted(positions, [lo, hi])
-            parts.append(chunk[positions[a:b] - lo])
+            parts.append(x.rows_of_chunk(c, positions[a:b] - lo))
     return np.concatenate(parts)
 
 
-def _unit(x: np.ndarray, lo: int, *, caller: str, positions: np.ndarray | None = None) -> np.ndarray:
+def _unit(
+    x: np.ndarray, lo: int, *, caller: str, positions: np.ndarray | None = None, inplace: bool = False
+) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1)
     zero = np.flatnonzero(norms == 0)
     if zero.size:
         row = int(positions[zero[0]]) if positions is not None else lo + int(zero[0])
         raise InvalidInputError(f"{caller}: embeddings have zero norm at row {row}; cosine distance is undefined")
+    if inplace and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable:
+        x /= norms[:, None]
+        return x
     return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
 
 
