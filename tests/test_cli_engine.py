@@ -24,12 +24,7 @@ def store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("engine") / "emb"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60_000, 16)).astype(np.float32)
-    s = EmbeddingStore.create(
-        path, ids=np.arange(len(x)), dim=16, encoder="given", params={}, source={"name": "t"}, chunk_rows=100,
-        dtype="float16",
-    )  # fmt: skip
-    for i in range(s.n_chunks):
-        s.write_chunk(i, x[slice(*s.chunk_bounds(i))])
+    EmbeddingStore.from_array(path, x, chunk_rows=100, dtype="float16")
     return path
 
 

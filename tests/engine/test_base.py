@@ -42,13 +42,7 @@ STATE = {"direction": DIRECTION}
 def _store(path: Path, x: np.ndarray, chunk_rows: int, dtype: str = "float32"):
     from selfprune.io.store import EmbeddingStore
 
-    store = EmbeddingStore.create(
-        path, ids=np.arange(len(x)), dim=x.shape[1], encoder="given", params={}, source={"name": "t"},
-        chunk_rows=chunk_rows, dtype=dtype,
-    )  # fmt: skip
-    for i in range(store.n_chunks):
-        store.write_chunk(i, x[slice(*store.chunk_bounds(i))])
-    return EmbeddingStore(path)
+    return EmbeddingStore.from_array(path, x, chunk_rows=chunk_rows, dtype=dtype)
 
 
 def _same(a, b) -> bool:

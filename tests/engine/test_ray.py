@@ -62,18 +62,7 @@ def _same(a: list[dict], b: list[dict]) -> bool:
 def _store(path: Path, x: np.ndarray, chunk_rows: int):
     from selfprune.io.store import EmbeddingStore
 
-    store = EmbeddingStore.create(
-        path,
-        ids=np.arange(len(x)),
-        dim=x.shape[1],
-        encoder="given",
-        params={},
-        source={"name": "t"},
-        chunk_rows=chunk_rows,
-    )
-    for i in range(store.n_chunks):
-        store.write_chunk(i, x[slice(*store.chunk_bounds(i))])
-    return EmbeddingStore(path)
+    return EmbeddingStore.from_array(path, x, chunk_rows=chunk_rows)
 
 
 def test_same_results_as_local_for_array_npy_and_store(cluster, tmp_path):

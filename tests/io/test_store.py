@@ -113,3 +113,18 @@ def test_store_opens_streaming_and_loads_in_memory_in_one_order(tmp_path):
     arr, ids2, labels2, meta2 = load_embeddings(s.path)
     np.testing.assert_array_equal(arr, x)
     assert ids2.tolist() == ids.tolist() and meta2 == meta and (labels2 is None) == (labels is None)
+
+
+def test_from_array_writes_a_store_and_resumes_only_missing_chunks(tmp_path):
+    x = np.random.default_rng(3).normal(size=(23, 5)).astype(np.float32)
+    s = EmbeddingStore.from_array(tmp_path / "s", x, chunk_rows=5, dtype="float16", labels=np.arange(23) % 2)
+    assert s.complete and s.dtype == np.float16 and s.n_chunks == 5
+    np.testing.assert_array_equal(s.to_array(), x.astype(np.float16).astype(np.float32))
+    assert s.labels.tolist() == (np.arange(23) % 2).tolist()
+    (tmp_path / "s" / "chunk-00003.npy").unlink()
+    stamp = (tmp_path / "s" / "chunk-00001.npy").stat().st_mtime_ns
+    again = EmbeddingStore.from_array(tmp_path / "s", x, chunk_rows=5, dtype="float16", labels=np.arange(23) % 2)
+    assert again.complete and (tmp_path / "s" / "chunk-00001.npy").stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again.to_array(), s.to_array())
+    with pytest.raises(StoreError, match="different embedding run"):
+        EmbeddingStore.from_array(tmp_path / "s", x, chunk_rows=5)  # float32 over a float16 store

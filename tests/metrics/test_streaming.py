@@ -25,13 +25,7 @@ X[660:670] = X[200:210] + 1e-4  # near duplicates
 
 
 def _store(path, x, chunk_rows, dtype="float32"):
-    store = EmbeddingStore.create(
-        path, ids=np.arange(len(x)), dim=x.shape[1], encoder="given", params={}, source={"name": "t"},
-        chunk_rows=chunk_rows, dtype=dtype,
-    )  # fmt: skip
-    for i in range(store.n_chunks):
-        store.write_chunk(i, x[slice(*store.chunk_bounds(i))])
-    return EmbeddingStore(path)
+    return EmbeddingStore.from_array(path, x, chunk_rows=chunk_rows, dtype=dtype)
 
 
 def _all(x):

@@ -97,9 +97,10 @@ class EmbeddingStore:
         if mpath.is_file():
             store = cls(path)
             old = {k: store.manifest.get(k) for k in header}
-            if json.loads(json.dumps(old)) != json.loads(json.dumps(header, default=str)):
+            if json.loads(json.dumps(old)) != json.loads(json.dumps(header, default=str)) or store.dtype != dtype:
                 diff = sorted(
-                    k for k in header if json.dumps(old[k], default=str) != json.dumps(header[k], default=str)
+                    {k for k in header if json.dumps(old[k], default=str) != json.dumps(header[k], default=str)}
+                    | ({"dtype"} if store.dtype != dtype else set())
                 )
                 raise StoreError(
                     f"{path} holds a different embedding run (differs in {', '.join(diff)}); "
@@ -117,6 +118,32 @@ class EmbeddingStore:
                 with open(tmp, "wb") as fh:
                     np.save(fh, np.asarray(labels), allow_pickle=False)
         write_json_atomic(mpath, {**header, "chunks_done": [], "complete": False})
+        return cls(path)
+
+    @classmethod
+    def from_array(
+        cls,
+        path: str | os.PathLike,
+        x: np.ndarray,
+        *,
+        ids: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        chunk_rows: int = 8192,
+        dtype: str = "float32",
+        encoder: str = "given",
+        params: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> EmbeddingStore:
+        """Write an (N, D) array (in memory or a memory map) as a store, chunk by chunk; resumable
+        like :meth:`create` (a rerun writes only the missing chunks)."""
+        ids = np.arange(len(x), dtype=np.int64) if ids is None else np.asarray(ids)
+        store = cls.create(
+            path, ids=ids, dim=int(x.shape[1]), encoder=encoder, params=params or {},
+            source=source or {"name": "array", "n": int(len(x))}, chunk_rows=chunk_rows, labels=labels,
+            dtype=dtype,
+        )  # fmt: skip
+        for i in store.missing_chunks():
+            store.write_chunk(i, np.asarray(x[slice(*store.chunk_bounds(i))]))
         return cls(path)
 
     @property
