@@ -26,9 +26,10 @@ materialises its similarity matrix. The input array is never copied as a whole.
 **At scale.** ``embeddings`` may be an EmbeddingStore or a ``.npy`` memory map (float16 or
 float32): rows are then read from disk as each step needs them (a cluster at a time), so memory is
 ``O(N)`` for the per-row bookkeeping (about 60 bytes a row) plus the largest cluster, never the
-whole array. The norm pass runs on the engine (chunk by chunk). The cluster pass runs in the driver,
-clusters in order: with ``cross_check`` a cluster compares its rows with the kept rows of earlier
-clusters, so cluster ``c`` depends on clusters ``< c`` and they are not independent tasks (without
+whole array. The norm pass and the assignment run on the engine (chunk by chunk; the assignment's
+decisions are exact, so they depend neither on the batch nor on the input order). The cluster pass
+runs in the driver, clusters in order: with ``cross_check`` a cluster compares its rows with the
+kept rows of earlier clusters, so cluster ``c`` depends on clusters ``< c`` and they are not independent tasks (without
 the cross-check they would be, at the price of keeping both halves of a group cut by a boundary).
 """
 
@@ -251,10 +252,13 @@ def _plan(
     centroids, obj = _fit_centroids(sample, k_eff, seed=kseed, niter=niter)
     del sample
 
-    # assign representatives (in id order, so rounding never depends on input position)
+    # assign every row chunk by chunk on the engine; representatives take theirs
     cluster = np.empty(n, dtype=np.int64)
     sim_to_centroid = np.empty(n, dtype=np.float32)
-    rep_cluster, rep_sim, rep_second = _assign(x, inv_norm, reps_by_id, centroids)
+    parts = get_engine(engine).map(assign_chunk, src, {"centroids": centroids, "inv_norm": inv_norm})
+    rep_cluster = stack(parts, "label")[reps_by_id]
+    rep_sim = stack(parts, "sim")[reps_by_id]
+    rep_second = stack(parts, "second")[reps_by_id]
     cluster[reps_by_id] = rep_cluster
     sim_to_centroid[reps_by_id] = rep_sim
     cluster[:] = cluster[exact_of]
@@ -361,23 +365,17 @@ def _fit_centroids(
     )
 
 
-def _assign(
-    x: np.ndarray, inv_norm: np.ndarray, rows: np.ndarray, centroids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest centroid, its cosine similarity, and the second-nearest centroid (-1 if k = 1)."""
-    kk = min(2, len(centroids))
-    labels = np.empty(len(rows), dtype=np.int64)
-    second = np.full(len(rows), -1, dtype=np.int64)
-    sims = np.empty(len(rows), dtype=np.float32)
-    for a in range(0, len(rows), _CHUNK):
-        r = rows[a : a + _CHUNK]
-        chunk = np.ascontiguousarray(x[r] * inv_norm[r, None])
-        s, lab = nearest_centroids(chunk, centroids, top=kk)
-        labels[a : a + _CHUNK] = lab[:, 0]
-        sims[a : a + _CHUNK] = s[:, 0]
-        if kk == 2:
-            second[a : a + _CHUNK] = lab[:, 1]
-    return labels, sims, second
+def assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: the nearest centroid (``label``), its cosine similarity (``sim``) and the
+    second-nearest centroid (``second``, -1 if k = 1) of each row, normalised by
+    ``state["inv_norm"]`` as the cluster pass normalises it. The kernel's decisions are exact, so a
+    row's answer does not depend on the rows it is batched with (nor on the input order)."""
+    cents = state["centroids"]
+    x = np.ascontiguousarray(chunk * state["inv_norm"][lo : lo + len(chunk), None])
+    kk = min(2, len(cents))
+    s, lab = nearest_centroids(x, cents, top=kk)
+    second = lab[:, 1] if kk == 2 else np.full(len(x), -1, dtype=np.int64)
+    return {"label": lab[:, 0].astype(np.int64), "sim": s[:, 0].astype(np.float32), "second": second}
 
 
 # ----------------------------------------------------------------------------------------------
