@@ -24,7 +24,11 @@ def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     """L2-normalise rows (a float32 copy, or ``x`` itself when ``inplace``); zero rows stay zero."""
     if not (inplace and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable):
         x = np.array(x, dtype=np.float32, copy=True, order="C")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    # in row blocks: a whole-array norm makes a temporary the size of ``x`` (the squares); each
+    # row's norm is the same either way
+    norms = np.empty((len(x), 1), dtype=np.float32)
+    for a in range(0, len(x), 16_384):
+        norms[a : a + 16_384] = np.linalg.norm(x[a : a + 16_384], axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
 
