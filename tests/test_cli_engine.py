@@ -73,3 +73,32 @@ def test_score_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path
     for name in a.column_names:
         assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
     assert not parts.exists()  # reuse itself is checked part by part in tests/metrics/test_streaming.py
+
+
+def _dedup_cmd(store: Path, out: Path) -> list[str]:
+    code = "import sys; from selfprune.cli import main; sys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, "dedup", "--embeddings", str(store), "--eps", "0.3", "--k", "30",
+            "--out", str(out)]  # fmt: skip
+
+
+def test_dedup_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path):
+    whole = tmp_path / "whole"
+    assert subprocess.run(_dedup_cmd(store, whole), capture_output=True, check=False).returncode == 0
+    out = tmp_path / "killed"
+    parts = tmp_path / ".killed.parts"
+    proc = subprocess.Popen(_dedup_cmd(store, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("task-*/part-*.npz"))) < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (out / "kept.parquet").exists()
+    assert subprocess.run(_dedup_cmd(store, out), capture_output=True, check=False).returncode == 0
+    for name in ("kept.parquet", "removed.parquet"):
+        a, b = pq.read_table(whole / name), pq.read_table(out / name)
+        assert a.column_names == b.column_names and len(a) == len(b), name
+        for col in a.column_names:
+            assert a.column(col).to_pylist() == b.column(col).to_pylist(), (name, col)
+    assert len(pq.read_table(whole / "removed.parquet")) > 0  # the run had duplicates to find
+    assert not parts.exists()
