@@ -148,11 +148,9 @@ def test_dedup_groups_equal_across_kernels():
 
 
 def test_row_blocks_make_a_product_independent_of_the_batch():
-    import torch
-
     rng = np.random.default_rng(5)
     x = rng.normal(size=(700, 50)).astype(np.float32)
-    w = torch.from_numpy(rng.normal(size=(30, 50)).astype(np.float32))
+    w = rng.normal(size=(30, 50)).astype(np.float32)
     whole = by_row_blocks(lambda b: b @ w.T, x)
     pieces = np.concatenate([by_row_blocks(lambda b: b @ w.T, x[a : a + 3]) for a in range(0, 700, 3)])
     np.testing.assert_array_equal(whole, pieces)
@@ -168,3 +166,19 @@ def test_bad_kernel_name_and_calibration_cache(tmp_path, monkeypatch):
     assert first["bf16_speedup"] == pytest.approx(first["fp32_checked_s"] / first["bf16_s"])
     monkeypatch.setenv("SELFPRUNE_KERNEL", "fp32")
     assert _kernel.active_kernel() == "fp32"  # the environment overrides the setting
+
+
+def test_without_torch_the_default_kernel_needs_only_faiss(monkeypatch):
+    import sys
+
+    from selfprune.metrics.pseudo import pseudo_labels
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    monkeypatch.setattr(_kernel, "_resolved", {})
+    monkeypatch.delenv("SELFPRUNE_KERNEL", raising=False)
+    assert _kernel.active_kernel() == "fp32-checked"
+    rng = np.random.default_rng(8)
+    x = _unit(rng.normal(size=(400, 16)))
+    _, got = nearest(x, x[:10], top=2)
+    np.testing.assert_array_equal(got, _reference(x, x[:10], 2))
+    assert len(pseudo_labels(x, k=5, refine="none").labels) == 400

@@ -82,7 +82,12 @@ def active_kernel() -> str:
     if name != "auto":
         return name
     if "auto" not in _resolved:
-        _resolved["auto"] = "bf16" if calibration()["bf16_speedup"] > 1.1 else "fp32-checked"
+        try:
+            import torch  # noqa: F401  (bfloat16 candidates need it; fp32-checked needs only faiss)
+        except ImportError:
+            _resolved["auto"] = "fp32-checked"
+        else:
+            _resolved["auto"] = "bf16" if calibration()["bf16_speedup"] > 1.1 else "fp32-checked"
     return _resolved["auto"]
 
 
@@ -322,18 +327,16 @@ kernels for small batches, and those round differently)."""
 
 
 def by_row_blocks(fn, x: np.ndarray) -> np.ndarray:
-    """``fn`` (a row-wise function of a torch float32 (ROW_BLOCK, D) tensor) over ``x`` in zero-padded
-    blocks of ``ROW_BLOCK`` rows, concatenated: the same value for a row however ``x`` was chunked."""
-    import torch
-
+    """``fn`` (a row-wise function of a float32 (ROW_BLOCK, D) numpy block, returning an array) over
+    ``x`` in zero-padded blocks of ``ROW_BLOCK`` rows, concatenated: the same value for a row however
+    ``x`` was chunked."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     parts = []
-    with torch.inference_mode():
-        for a in range(0, len(x), ROW_BLOCK):
-            blk = x[a : a + ROW_BLOCK]
-            if len(blk) < ROW_BLOCK:
-                blk = np.concatenate([blk, np.zeros((ROW_BLOCK - len(blk), x.shape[1]), np.float32)])
-            parts.append(fn(torch.from_numpy(blk)).numpy()[: min(ROW_BLOCK, len(x) - a)])
+    for a in range(0, len(x), ROW_BLOCK):
+        blk = x[a : a + ROW_BLOCK]
+        if len(blk) < ROW_BLOCK:
+            blk = np.concatenate([blk, np.zeros((ROW_BLOCK - len(blk), x.shape[1]), np.float32)])
+        parts.append(np.asarray(fn(blk))[: min(ROW_BLOCK, len(x) - a)])
     return np.concatenate(parts) if parts else np.empty((0,))
 
 

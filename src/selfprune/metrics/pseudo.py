@@ -170,9 +170,7 @@ def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids.
 
     Row by row the same whatever the chunking (products in fixed row blocks)."""
-    import torch
-
-    c = torch.from_numpy(np.ascontiguousarray(centroids, dtype=np.float32))
+    c = np.ascontiguousarray(centroids, dtype=np.float32)
     sims = by_row_blocks(lambda b: b @ c.T, x)
     lab = sims.argmax(axis=1)
     z = (sims - sims[np.arange(len(x)), lab][:, None]) / KMEANS_TEMPERATURE
@@ -198,10 +196,12 @@ def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray
     torch = require("torch", "torch")
     f = torch.nn.functional
     w = {k: torch.from_numpy(np.ascontiguousarray(state[k])) for k in ("w1", "b1", "w2", "b2")}
-    p = by_row_blocks(
-        lambda x: torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1),
-        _checked(chunk),
-    )
+    def probs(b: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(b)
+            return torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1).numpy()
+
+    p = by_row_blocks(probs, _checked(chunk))
     return {"label": p.argmax(axis=1).astype(np.int64), "confidence": p.max(axis=1).astype(np.float64)}
 
 
