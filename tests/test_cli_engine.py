@@ -44,10 +44,37 @@ def test_bad_engine_settings_get_one_line(store, tmp_path, capsys, args, message
     assert not out.exists()
 
 
-def _score_cmd(store: Path, out: Path) -> list[str]:
+def _cli(command: str, *args: str) -> list[str]:
     code = "import sys; from selfprune.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, "score", "--embeddings", str(store), "--metric", "prototypes", "--k", "20",
-            "--seeds", "0,1,2", "--out", str(out)]  # fmt: skip
+    return [sys.executable, "-c", code, command, *args]
+
+
+def _score_cmd(store: Path, out: Path) -> list[str]:
+    return _cli("score", "--embeddings", str(store), "--metric", "prototypes", "--k", "20", "--seeds", "0,1,2",
+                "--out", str(out))  # fmt: skip
+
+
+def _dedup_cmd(store: Path, out: Path) -> list[str]:
+    return _cli("dedup", "--embeddings", str(store), "--eps", "0.3", "--k", "30", "--out", str(out))
+
+
+def _kill_after_parts(cmd: list[str], parts: Path, at_least: int = 50) -> int:
+    """Start ``cmd``, SIGKILL it once ``at_least`` chunk parts exist; the parts it left."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("task-*/part-*.npz"))) < at_least and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return len(list(parts.glob("task-*/part-*.npz")))
+
+
+def _same_table(a_path: Path, b_path: Path) -> None:
+    a, b = pq.read_table(a_path), pq.read_table(b_path)
+    assert a.column_names == b.column_names and len(a) == len(b), a_path.name
+    for col in a.column_names:
+        assert a.column(col).to_pylist() == b.column(col).to_pylist(), (a_path.name, col)
 
 
 def test_score_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path):
@@ -57,28 +84,11 @@ def test_score_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path
 
     out = tmp_path / "killed.parquet"
     parts = tmp_path / ".killed.parquet.parts"
-    proc = subprocess.Popen(_score_cmd(store, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(parts.glob("task-*/part-*.npz"))) < 50 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert 50 <= _kill_after_parts(_score_cmd(store, out), parts) < 3 * 600
     assert not out.exists()
-    assert 50 <= len(list(parts.glob("task-*/part-*.npz"))) < 3 * 600
-
     assert subprocess.run(_score_cmd(store, out), capture_output=True, check=False).returncode == 0
-    a, b = pq.read_table(whole), pq.read_table(out)
-    assert a.column_names == b.column_names
-    for name in a.column_names:
-        assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+    _same_table(whole, out)
     assert not parts.exists()  # reuse itself is checked part by part in tests/metrics/test_streaming.py
-
-
-def _dedup_cmd(store: Path, out: Path) -> list[str]:
-    code = "import sys; from selfprune.cli import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, "dedup", "--embeddings", str(store), "--eps", "0.3", "--k", "30",
-            "--out", str(out)]  # fmt: skip
 
 
 def test_dedup_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path):
@@ -86,19 +96,10 @@ def test_dedup_killed_midway_resumes_to_the_uninterrupted_result(store, tmp_path
     assert subprocess.run(_dedup_cmd(store, whole), capture_output=True, check=False).returncode == 0
     out = tmp_path / "killed"
     parts = tmp_path / ".killed.parts"
-    proc = subprocess.Popen(_dedup_cmd(store, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(parts.glob("task-*/part-*.npz"))) < 50 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    _kill_after_parts(_dedup_cmd(store, out), parts)
     assert not (out / "kept.parquet").exists()
     assert subprocess.run(_dedup_cmd(store, out), capture_output=True, check=False).returncode == 0
     for name in ("kept.parquet", "removed.parquet"):
-        a, b = pq.read_table(whole / name), pq.read_table(out / name)
-        assert a.column_names == b.column_names and len(a) == len(b), name
-        for col in a.column_names:
-            assert a.column(col).to_pylist() == b.column(col).to_pylist(), (name, col)
+        _same_table(whole / name, out / name)
     assert len(pq.read_table(whole / "removed.parquet")) > 0  # the run had duplicates to find
     assert not parts.exists()

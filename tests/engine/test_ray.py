@@ -36,8 +36,8 @@ DIRECTION = np.linspace(-1.0, 1.0, 6)
 @pytest.fixture(scope="module")
 def cluster():
     """A 2-CPU local cluster whose workers can import ``engine_chunkfns``; yields its address."""
-    if ray.is_initialized():
-        pytest.skip("another Ray session is already running in this process")
+    if ray.is_initialized():  # a session left by another module: ours needs its own workers' path
+        ray.shutdown()
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved["PYTHONPATH"]) if p)
     os.environ["RAY_AUTH_MODE"] = "disabled"  # loopback only; drivers started below inherit it

@@ -24,6 +24,7 @@ is identical to an uninterrupted run.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import contextvars
 import hashlib
@@ -342,7 +343,7 @@ def load_part(path: Path, lo: int, hi: int) -> dict[str, np.ndarray] | None:
     return out
 
 
-class Engine:
+class Engine(abc.ABC):
     """Runs ``fn`` over every chunk of a source; returns the per-chunk results in chunk order.
 
     ``progress(rows_done, n_rows)`` is called as chunks finish (finished parts count at once).
@@ -381,12 +382,14 @@ class Engine:
             raise ChunkError(f"{self.name} engine returned no result for chunk(s) {missing[:5]}")
         return [r for r in results if r is not None]
 
+    @abc.abstractmethod
     def _run(
         self, fn: ChunkFn, src: Source, state: dict[str, np.ndarray], todo: list[int], task: Path | None
     ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        raise NotImplementedError
+        """Run ``fn`` on the chunks ``todo``, yielding ``(chunk, result)`` in any order (each engine's
+        own way of running them); ``task`` is where parts go, or ``None`` without a workdir."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a hook: only engines that hold something override it)
         """Release what the engine holds (a cluster connection); the local engine holds nothing."""
 
     def clear(self) -> None:
