@@ -1,6 +1,7 @@
 """Label-free pruning against random and against a supervised score, at equal subset size.
 
-Fashion-MNIST (full 60,000 / 10,000), the ``small-cnn`` target trained 3 epochs on every subset,
+Fashion-MNIST (full 60,000 / 10,000), the ``small-cnn`` target (its default recipe: Adam at 3e-3,
+cosine decay to zero) trained 3 epochs on every subset,
 seeds 0..2, keep 0.3 / 0.5 / 0.7 (and 1.0, the full data):
 
 - ``random``: the baseline;
@@ -11,6 +12,9 @@ seeds 0..2, keep 0.3 / 0.5 / 0.7 (and 1.0, the full data):
 - ``labelfree-el2n-double-end``: the same, after dropping the hardest beta chosen by
   ``--cutoff auto`` (AUM threshold runs on the pseudo-labels, no labels);
 - ``labelfree-el2n-balanced``: the same, each pseudo-class keeping its share;
+- ``labelfree-el2n-balanced-double-end``: balanced, after dropping the hardest beta;
+- ``random-balanced``: a random subset within each pseudo-class, each keeping its share (balance
+  without a difficulty score, and without a proxy: clustering only);
 - ``supervised-el2n``: EL2N from the same proxy recipe on the true labels (the ceiling).
 
 Also measured: an equal-steps check at keep 0.5 (every subset gets the optimisation steps of a
@@ -95,10 +99,14 @@ def arms_at(keep: float, base: list[Scores], lf: Scores, pseudo: np.ndarray, bet
     beta = min(beta, (len(lf) - m) / len(lf))  # a cutoff can only drop what the budget leaves out
     de = select(lf, m, policy="hard", cutoff=beta)
     bal = select(lf, m, policy="hard", labels=pseudo, balance_classes=True)
+    bal_de = select(lf, m, policy="hard", labels=pseudo, balance_classes=True, cutoff=beta)
+    rbal = select(lf, m, policy="random", labels=pseudo, balance_classes=True, seed=0)
     return [
         *base,
+        indicator(lf, rbal.ids, "random-balanced", {"balance": "pseudo-labels"}),
         indicator(lf, de.ids, f"{lf.name}-double-end", {"cutoff": beta}),
         indicator(lf, bal.ids, f"{lf.name}-balanced", {"balance": "pseudo-labels"}),
+        indicator(lf, bal_de.ids, f"{lf.name}-balanced-double-end", {"balance": "pseudo-labels", "cutoff": beta}),
     ]
 
 

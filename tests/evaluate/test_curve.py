@@ -149,6 +149,9 @@ def test_trainer_identity_separates_cache(data, tmp_path):
     assert a.calls == b.calls > 0
     assert trainer_identity("small-cnn", {"epochs": 3}) != trainer_identity("small-cnn", {"epochs": 4})
     assert trainer_identity("small-cnn", {"epochs": 3}) == trainer_identity("small-cnn", {"epochs": 3})
+    # a default spelled out is the same trainer; another schedule is not
+    assert trainer_identity("small-cnn", {}) == trainer_identity("small-cnn", {"schedule": "cosine"})
+    assert trainer_identity("small-cnn", {}) != trainer_identity("small-cnn", {"schedule": "constant"})
 
 
 def test_planted_score_ordering_shows_in_the_curve(data):

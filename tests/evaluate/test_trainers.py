@@ -96,3 +96,17 @@ def test_torch_trainer_is_deterministic_and_counts_steps():
     a = TorchTrainer(model="mlp", steps=11, batch_size=16)(x.numpy(), y.numpy(), x.numpy(), y.numpy(), seed=4)
     b = TorchTrainer(model="mlp", steps=11, batch_size=16)(x.numpy(), y.numpy(), x.numpy(), y.numpy(), seed=4)
     assert a == b and a.steps == 11 and a.epochs == pytest.approx(11 / 8)
+
+
+def test_schedules_differ_and_a_bad_one_is_refused():
+    x, y = _data(n=120)
+    args = (x.numpy(), y.numpy(), x.numpy(), y.numpy())
+    kw = {"model": "mlp", "steps": 30, "batch_size": 16, "lr": 0.05}
+    cosine = TorchTrainer(**kw)(*args, seed=1)
+    constant = TorchTrainer(**kw, schedule="constant")(*args, seed=1)
+    assert cosine.meta["schedule"] == "cosine" and constant.meta["schedule"] == "constant"
+    assert cosine == TorchTrainer(**kw, schedule="cosine")(*args, seed=1)
+    with pytest.raises(InvalidInputError, match="schedule"):
+        TorchTrainer(model="mlp", schedule="step")
+    with pytest.raises(InvalidInputError, match="lr"):
+        TorchTrainer(model="mlp", lr=0.0)

@@ -27,7 +27,7 @@ from selfprune._checks import align_ids, check_ids, check_int, check_labels, res
 from selfprune._seeds import seed_list as seed_list_of
 from selfprune.errors import DataSourceError, InvalidInputError
 from selfprune.evaluate.auto import PolicyDecision, _resolve_trainer, decide_policy
-from selfprune.evaluate.trainers import TrainResult
+from selfprune.evaluate.trainers import TrainResult, get_trainer
 from selfprune.io.atomic import jsonable
 from selfprune.scores import Scores, ScoreTable
 
@@ -150,13 +150,15 @@ def array_digest(*arrays: np.ndarray) -> str:
 def trainer_identity(trainer, settings: Mapping[str, Any] | None = None, key: str | None = None) -> str:
     """A stable description of a trainer for cache keys.
 
-    Named trainers: name and settings. Dataclass trainers (the built-ins' types): their repr.
+    Named trainers: name and every field of the trainer they build (defaults included, so a changed
+    default recipe never reuses old runs). Dataclass trainers (the built-ins' types): their repr.
     Functions: module and qualified name; pass ``key`` to tell apart two versions of one function.
     """
     if key is not None:
         return f"key:{key}"
     if isinstance(trainer, str):
-        return f"name:{trainer}:{json.dumps(dict(settings or {}), sort_keys=True, default=_jsonable)}"
+        built = get_trainer(trainer, **dict(settings or {}))
+        return f"name:{trainer}:{built!r}"
     if dataclasses.is_dataclass(trainer) and not isinstance(trainer, type):
         return f"dataclass:{type(trainer).__module__}.{trainer!r}"
     fn = getattr(trainer, "__qualname__", None) or type(trainer).__qualname__

@@ -2,7 +2,7 @@
 
 A trainer is any callable ``(x_train, y_train, x_test, y_test, *, seed) -> TrainResult``.
 Built-ins: ``linear`` (logistic regression on features), ``mlp`` and ``small-cnn`` (PyTorch,
-Adam, fixed epochs). Equal epochs is the default (as Sorscher et al.); ``steps=`` fixes the number
+Adam at 3e-3 with a cosine decay to zero over the run, fixed epochs). Equal epochs is the default (as Sorscher et al.); ``steps=`` fixes the number
 of optimisation steps instead, so a small subset is not under-trained. Both are recorded.
 """
 
@@ -27,9 +27,18 @@ class TrainResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+SCHEDULES = ("cosine", "constant")
+
+
 @dataclass(frozen=True)
 class TorchTrainer:
     """Mini-batch Adam on a :func:`~selfprune.evaluate.models.build_model` network.
+
+    ``schedule="cosine"`` (default) decays the learning rate from ``lr`` to zero over the run's
+    steps (torch's ``CosineAnnealingLR``, stepped after every batch); ``"constant"`` keeps ``lr``. The
+    decay settles the network at the end of a short run: on Fashion-MNIST (small-cnn, 3 epochs, a
+    fixed half of the data, 3 seeds) Adam at 3e-3 with the decay reached 89.05 +- 0.17% test accuracy,
+    constant 1e-3 87.79 +- 0.62% (the recipe before 0.9; docs/labelfree.md).
 
     ``threads=1`` by default: these networks are too small to gain from more, results do not
     depend on the machine's core count, and on a busy machine several OpenMP threads spinning
@@ -40,9 +49,16 @@ class TorchTrainer:
     epochs: int = 5
     steps: int | None = None
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0
     threads: int | None = 1
+    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise InvalidInputError(f"trainer: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not self.lr > 0:
+            raise InvalidInputError(f"trainer: lr must be > 0, got {self.lr}")
 
     def __call__(self, x_train, y_train, x_test, y_test, *, seed: int = 0) -> TrainResult:
         torch = require("torch", "torch")
@@ -61,13 +77,26 @@ class TorchTrainer:
         old_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
+        on_batch = None
+        if self.schedule == "cosine":
+            decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+
+            def on_batch(idx, logits):
+                decay.step()
+
         try:
-            fit_minibatches(net, opt, xtr_t, ytr_t, batch_size=self.batch_size, generator=gen, steps=total)
+            fit_minibatches(
+                net, opt, xtr_t, ytr_t, batch_size=self.batch_size, generator=gen, steps=total, on_batch=on_batch
+            )
             acc = _torch_accuracy(net, as_model_input(xte), yte)
         finally:
             torch.set_num_threads(old_threads)
         return TrainResult(
-            acc, n, total / per_epoch, total, {"trainer": self.model, "lr": self.lr, "batch_size": self.batch_size}
+            acc,
+            n,
+            total / per_epoch,
+            total,
+            {"trainer": self.model, "lr": self.lr, "batch_size": self.batch_size, "schedule": self.schedule},
         )
 
 
