@@ -4,8 +4,8 @@ N x D clustered unit rows and k centroids (rows of the data), the nearest centro
 
 * ``faiss``: faiss ``IndexFlatIP`` search (fp32, the plain kernel);
 * ``fp32-checked``: faiss's top-2 as candidates, rows too close to call rescored in float64;
-* ``bf16``: a bfloat16 product (torch) as candidates, the same re-check;
-* ``gemm-fp32`` / ``gemm-bf16``: the bare torch products, for the ceiling.
+* ``bf16`` / ``fp16``: a bfloat16 / float16 product (torch) as candidates, the same re-check;
+* ``gemm-fp32`` / ``gemm-bf16`` / ``gemm-fp16``: the bare torch products, for the ceiling.
 
 For each checked kernel: rows whose assignment differs from faiss's and from the float64
 reference, and the share of rows the re-check had to rescore. Best of ``--repeats``, in one process,
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+CHECKED = ("fp32-checked", "bf16", "fp16")
 
 
 def main() -> None:
@@ -49,21 +50,24 @@ def main() -> None:
     c = np.ascontiguousarray(x[rng.choice(a.n, a.k, replace=False)])
     xt, ct = torch.from_numpy(x), torch.from_numpy(c)
     xb, cb = xt.bfloat16(), ct.bfloat16()
+    xh, ch = xt.half(), ct.half()
 
     labels: dict[str, np.ndarray] = {}
 
     def run(name: str):
         if name == "faiss":
             labels[name] = faiss_search(x, c, 1)[1][:, 0]
-        elif name in ("fp32-checked", "bf16"):
+        elif name in CHECKED:
             with kernel(name):
                 labels[name] = nearest(x, c)[1][:, 0]
         elif name == "gemm-fp32":
             xt @ ct.T
+        elif name == "gemm-fp16":
+            xh @ ch.T
         else:
             xb @ cb.T
 
-    names = ("faiss", "fp32-checked", "bf16", "gemm-fp32", "gemm-bf16")
+    names = ("faiss", *CHECKED, "gemm-fp32", "gemm-bf16", "gemm-fp16")
     best = dict.fromkeys(names, float("inf"))
     for name in names:  # warm up
         run(name)
@@ -80,17 +84,17 @@ def main() -> None:
         s = x[lo : lo + 8192].astype(np.float64) @ c64.T
         ref[lo : lo + 8192] = np.argmax(s, axis=1)
     rescored = {}
-    for kind in ("fp32-checked", "bf16"):
+    for kind in CHECKED:
         hits = 0
         for lo in range(0, a.n, 8192):
-            s, beta = _candidates(x[lo : lo + 8192], c, "bf16" if kind == "bf16" else "fp32")
+            s, beta = _candidates(x[lo : lo + 8192], c, "fp32" if kind == "fp32-checked" else kind)
             mx = s.max(dim=1).values.double()
             hits += int(((s.double() >= (mx - 2 * beta)[:, None]).sum(dim=1) > 1).sum())
         rescored[kind] = hits / a.n
     rows = []
     for name in names:
         row = {"path": name, "seconds": best[name], "x_faiss": best[name] / best["faiss"]}
-        if name in ("fp32-checked", "bf16"):
+        if name in CHECKED:
             row.update(
                 differ_from_faiss=int((labels[name] != labels["faiss"]).sum()),
                 differ_from_float64=int((labels[name] != ref).sum()),
@@ -111,10 +115,7 @@ def main() -> None:
                   f"{100 * r['rows_rescored']:.2f}%" if "rows_rescored" in r else "")  # fmt: skip
     Console().print(t)
     print(f"faiss itself differs from the float64 reference on {faiss_vs_ref} rows")
-    if torch.cuda.is_available():
-        print("a CUDA device is present, but the kernel has no GPU path yet: not measured")
-    else:
-        print("no CUDA device: the GPU path is not measured here")
+    print("the GPU path is measured by bench/gpu.py")
     doc = {"settings": vars(a), "rows": rows, "faiss_differs_from_float64": faiss_vs_ref, "cpu_count": os.cpu_count()}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(doc, indent=2) + "\n")

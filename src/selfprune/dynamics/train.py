@@ -52,7 +52,9 @@ def _prepare(x, labels, ids, caller: str):
         raise InvalidInputError(f"{caller}: x must be (N, ...) with N >= 2, got shape {xa.shape}")
     y = check_labels(labels, len(xa), caller=caller)
     ids = check_ids(ids, len(xa), caller=caller)
-    return as_model_input(xa), y, ids
+    # torch tensors share the array's memory and must be writable: a read-only input (a memory map,
+    # a view of a file) is copied, never written
+    return np.require(as_model_input(xa), requirements="W"), y, ids
 
 
 def _predict(torch, net, xt, batch_size: int = 1024) -> np.ndarray:

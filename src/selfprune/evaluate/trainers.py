@@ -2,8 +2,9 @@
 
 A trainer is any callable ``(x_train, y_train, x_test, y_test, *, seed) -> TrainResult``.
 Built-ins: ``linear`` (logistic regression on features), ``mlp`` and ``small-cnn`` (PyTorch,
-Adam at 3e-3 with a cosine decay to zero over the run, fixed epochs). Equal epochs is the default (as Sorscher et al.); ``steps=`` fixes the number
-of optimisation steps instead, so a small subset is not under-trained. Both are recorded.
+Adam at 3e-3 with a cosine decay to zero over the run, fixed epochs). Equal epochs is the default
+(as Sorscher et al.); ``steps=`` fixes the number of optimisation steps instead, so a small subset
+is not under-trained. Both are recorded.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class TorchTrainer:
     steps (torch's ``CosineAnnealingLR``, stepped after every batch); ``"constant"`` keeps ``lr``. The
     decay settles the network at the end of a short run: on Fashion-MNIST (small-cnn, 3 epochs, a
     fixed half of the data, 3 seeds) Adam at 3e-3 with the decay reached 89.05 +- 0.17% test accuracy,
-    constant 1e-3 87.79 +- 0.62% (the recipe before 0.9; docs/labelfree.md).
+    constant 1e-3 87.79 +- 0.62% (the earlier recipe; docs/labelfree.md).
 
     ``threads=1`` by default: these networks are too small to gain from more, results do not
     depend on the machine's core count, and on a busy machine several OpenMP threads spinning

@@ -8,10 +8,10 @@ the few it cannot decide are recomputed in float64. The results are those of the
 reference**, float64 dot products of the float32 inputs, whatever the candidate type, the chunking,
 the thread count or the engine.
 
-**The bound.** Inputs rounded to the candidate type (unit roundoff ``u``: 2^-8 for bfloat16, 0 for
-fp32) give ``x~ = x + r_x`` and ``c~ = c + r_c``. The candidate product ``s~`` (accumulated in
-fp32 and, for bfloat16 on CPU, rounded to bfloat16 on output) differs from the exact ``s = x . c``
-by at most
+**The bound.** Inputs rounded to the candidate type (unit roundoff ``u``: 2^-8 for bfloat16,
+2^-11 for float16, 0 for fp32) give ``x~ = x + r_x`` and ``c~ = c + r_c``. The candidate product
+``s~`` (accumulated in fp32 and, for the half types, rounded to that type on output) differs from
+the exact ``s = x . c`` by at most
 
     beta_i = |r_x_i| max_j |c~_j| + |x_i| max_j |r_c_j| + (u_out + gamma_D) |x~_i| max_j |c~_j|
 
@@ -25,9 +25,20 @@ above a threshold only if ``s~ >= thr - beta``; only those pairs are rescored.
 2e-5 for D = 384: a handful of rows in a million are rescored). ``bf16``: a bfloat16 product
 (torch); its window is about 0.015 in cosine, wide enough that on clustered data about 40% of the
 rows are rescored, which on the CPU measured here costs more than the product saves
-(docs/engine.md). ``auto`` (default) times both on a sample once per machine (cached) and keeps
-the faster. ``fp32``: faiss's search with no re-check (the values of earlier versions, byte for
-byte). ``SELFPRUNE_KERNEL`` overrides the setting.
+(docs/engine.md). ``fp16``: a float16 product (torch); eight times finer rounding than bfloat16
+(a window of about 0.002 in cosine), so far fewer rows are rescored, on hardware whose float16
+product is fast. ``fp32-torch``: an fp32 product by torch (``gamma_D``, as ``fp32-checked``).
+``auto`` (default) times the candidates on a sample once per machine and device (cached) and keeps
+the fastest (``fp32-checked`` unless another is more than 1.1x faster). ``fp32``: faiss's search
+with no re-check (the values of earlier versions, byte for byte). ``SELFPRUNE_KERNEL`` overrides
+the setting.
+
+**GPU.** The torch kernels (``bf16``, ``fp16``, ``fp32-torch``) compute their products on
+:func:`kernel_device`: CUDA when torch sees a GPU, else the CPU (``SELFPRUNE_KERNEL_DEVICE``
+overrides it). Only the (n, k) candidate products and the top-k run there; the bound, the window
+and the float64 re-check run on the CPU as before, so a GPU gives the same answers as the CPU. The
+products run at full fp32 precision (no TF32) and half products accumulate in fp32 (no
+reduced-precision reductions), which is what the bound assumes; the settings are restored afterwards.
 """
 
 from __future__ import annotations
@@ -44,14 +55,18 @@ import numpy as np
 
 from selfprune.errors import InvalidInputError
 
-KERNELS = ("auto", "bf16", "fp32-checked", "fp32")
-"""``auto``: exact results, candidates in the faster of bf16 and fp32 (calibrated); ``bf16`` /
-``fp32-checked``: exact results, candidates in that type; ``fp32``: plain fp32, no re-check."""
+KERNELS = ("auto", "bf16", "fp16", "fp32-checked", "fp32-torch", "fp32")
+"""``auto``: exact results, candidates from the fastest checked kernel (calibrated); ``bf16`` /
+``fp16`` / ``fp32-checked`` / ``fp32-torch``: exact results, candidates in that type (``fp32-checked`` by
+faiss, the others by torch on :func:`kernel_device`); ``fp32``: plain fp32, no re-check."""
+TORCH_KERNELS = ("bf16", "fp16", "fp32-torch")
+_HALF = {"bf16": ("bfloat16", 2.0**-8), "fp16": ("float16", 2.0**-11)}  # torch type, unit roundoff
 
 EXTRA = 7
 """Candidates fetched beyond the top ``t``; rows with more inside the window are rescored in full."""
 
 _BLOCK = 4096
+_GPU_BLOCK = 65_536  # rows per product on a GPU: (65,536 x k) fp32 candidates stay small there
 _setting = ["auto"]
 _resolved: dict[str, str] = {}
 
@@ -87,8 +102,54 @@ def active_kernel() -> str:
         except ImportError:
             _resolved["auto"] = "fp32-checked"
         else:
-            _resolved["auto"] = "bf16" if calibration()["bf16_speedup"] > 1.1 else "fp32-checked"
+            _resolved["auto"] = calibration()["best"]
     return _resolved["auto"]
+
+
+def kernel_device() -> str:
+    """Where the torch kernels compute their products: ``SELFPRUNE_KERNEL_DEVICE``, else ``cuda``
+    when torch sees a GPU, else ``cpu``."""
+    import torch
+
+    name = os.environ.get("SELFPRUNE_KERNEL_DEVICE")
+    if name:
+        try:
+            dev = torch.device(name)
+            torch.empty(1, device=dev)
+        except (RuntimeError, AssertionError) as exc:
+            raise InvalidInputError(f"SELFPRUNE_KERNEL_DEVICE={name!r} is not usable here: {exc}") from None
+        return name
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def _full_precision(torch) -> Iterator[None]:
+    """fp32 products at full precision (no TF32, no bf16 inside fp32 products) and fp32
+    accumulation of half products inside the block: the bound's premise. The caller's settings
+    are restored, whichever of torch's two precision APIs they were made with."""
+    cuda = torch.backends.cuda.matmul
+    flags = ("allow_bf16_reduced_precision_reduction", "allow_fp16_reduced_precision_reduction")
+    saved = {f: getattr(cuda, f) for f in flags}
+    backends = (torch.backends.cuda.matmul, torch.backends.mkldnn.matmul)
+    try:
+        legacy = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+    except RuntimeError:  # the caller chose precisions per backend (torch's newer API): use that one
+        legacy, per_backend = None, [b.fp32_precision for b in backends]
+        for b in backends:
+            b.fp32_precision = "ieee"
+    for f in flags:
+        setattr(cuda, f, False)
+    try:
+        yield
+    finally:
+        if legacy is not None:
+            torch.set_float32_matmul_precision(legacy)
+        else:
+            for b, v in zip(backends, per_backend, strict=True):
+                b.fp32_precision = v
+        for f, v in saved.items():
+            setattr(cuda, f, v)
 
 
 def _cache_file() -> Path:
@@ -99,6 +160,9 @@ def _cache_file() -> Path:
 def _machine_key() -> str:
     import torch
 
+    dev = kernel_device()
+    if dev.startswith("cuda"):
+        dev = f"{dev} {torch.cuda.get_device_name(torch.device(dev))}"
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -107,17 +171,19 @@ def _machine_key() -> str:
                 break
     except OSError:
         pass
-    return f"{model}|{os.cpu_count()}|torch {torch.__version__}"
+    return f"{model}|{os.cpu_count()}|torch {torch.__version__}|{dev}"
 
 
 def calibration(*, refresh: bool = False) -> dict:
-    """Time the re-checked search on both candidate types (16,384 clustered rows x 1,000 centroids
-    in 384-d); cached per machine key. ``bf16_speedup`` > 1: bfloat16 candidates are faster here."""
+    """Time the re-checked search on each candidate kernel (16,384 clustered rows x 1,000 centroids
+    in 384-d; ``fp32-torch`` only when the kernel device is a GPU, on a CPU it is the slowest);
+    cached per machine and device. ``best``: the kernel ``auto`` uses; ``times``: seconds each;
+    ``bf16_speedup`` > 1: bfloat16 candidates are faster than faiss's here."""
     path, key = _cache_file(), _machine_key()
     if not refresh:
         try:
             cached = json.loads(path.read_text())
-            if cached.get("key") == key and "fp32_checked_s" in cached:
+            if cached.get("key") == key and "best" in cached:
                 return cached
         except (OSError, ValueError):
             pass
@@ -127,7 +193,8 @@ def calibration(*, refresh: bool = False) -> dict:
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     c = np.ascontiguousarray(x[:1000])
     times = {}
-    for kind in ("fp32-checked", "bf16"):
+    kinds = ["fp32-checked", "bf16", "fp16"] + (["fp32-torch"] if kernel_device() != "cpu" else [])
+    for kind in kinds:
         with kernel(kind):
             nearest(x[:512], c)
             best = float("inf")
@@ -137,7 +204,10 @@ def calibration(*, refresh: bool = False) -> dict:
                 best = min(best, time.perf_counter() - t0)
         times[kind] = best
     speedup = times["fp32-checked"] / times["bf16"]
-    result = {"key": key, "fp32_checked_s": times["fp32-checked"], "bf16_s": times["bf16"], "bf16_speedup": speedup}
+    fastest = min(times, key=times.__getitem__)
+    best = fastest if times["fp32-checked"] / times[fastest] > 1.1 else "fp32-checked"
+    result = {"key": key, "times": times, "best": best, "fp32_checked_s": times["fp32-checked"],
+              "bf16_s": times["bf16"], "bf16_speedup": speedup}  # fmt: skip
     try:
         from selfprune.io.atomic import write_json_atomic
 
@@ -153,22 +223,28 @@ def calibration(*, refresh: bool = False) -> dict:
 
 
 def _candidates(x: np.ndarray, c: np.ndarray, kind: str):
-    """The candidate product (torch float32 (n, k)) and the per-row bound beta (torch float64 (n,))."""
+    """The candidate product (torch float32 (n, k), on the kernel device for the torch kernels) and
+    the per-row bound beta (torch float64 (n,), on the CPU)."""
     import torch
 
     xt, ct = torch.from_numpy(x), torch.from_numpy(c)
     d = x.shape[1]
     gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
-    if kind == "bf16":
-        xb, cb = xt.bfloat16(), ct.bfloat16()
-        s = (xb @ cb.T).float()
+    if kind in TORCH_KERNELS:
+        dev = kernel_device()
+        half = getattr(torch, _HALF[kind][0]) if kind in _HALF else torch.float32
+        xb, cb = xt.to(half), ct.to(half)
+        with _full_precision(torch):
+            s = (xb.to(dev) @ cb.to(dev).T).float()
+    if kind in _HALF:
         xr, cr = xb.float(), cb.float()
         rx = (xr - xt).double().norm(dim=1)
         rc = (cr - ct).double().norm(dim=1).max()
         xn, cn = xr.double().norm(dim=1), cr.double().norm(dim=1).max()
-        beta = rx * cn + xt.double().norm(dim=1) * rc + (2.0**-8 + gamma) * xn * cn
+        beta = rx * cn + xt.double().norm(dim=1) * rc + (_HALF[kind][1] + gamma) * xn * cn
     else:
-        s = torch.from_numpy(x @ c.T)
+        if kind not in TORCH_KERNELS:
+            s = torch.from_numpy(x @ c.T)
         beta = gamma * xt.double().norm(dim=1) * ct.double().norm(dim=1).max()
     return s, beta * (1 + 1e-6) + 1e-30  # a hair above the bound, for the bound's own rounding
 
@@ -204,8 +280,9 @@ def nearest(x: np.ndarray, centroids: np.ndarray, top: int = 1) -> tuple[np.ndar
         return _nearest_faiss(x, c, c64, top)
     sims = np.empty((len(x), top), dtype=np.float64)
     labels = np.empty((len(x), top), dtype=np.int64)
-    for a in range(0, len(x), _BLOCK):
-        sims[a : a + _BLOCK], labels[a : a + _BLOCK] = _nearest_block(x[a : a + _BLOCK], c, c64, top, kind)
+    block = _BLOCK if kernel_device() == "cpu" else _GPU_BLOCK
+    for a in range(0, len(x), block):
+        sims[a : a + block], labels[a : a + block] = _nearest_block(x[a : a + block], c, c64, top, kind)
     return sims, labels
 
 
@@ -264,16 +341,17 @@ def _nearest_block(x, c, c64, top, kind):
     x64 = x.astype(np.float64)
     if top == 1:  # one pass for the maximum, one to count what is inside its window
         mx, arg = s.max(dim=1)
+        mx = mx.cpu()
         floor = (mx.double() - 2 * beta).float() - torch.finfo(torch.float32).eps * mx.abs()
-        inside = (s >= floor[:, None]).sum(dim=1).numpy()
-        labels = arg.numpy().astype(np.int64)[:, None]
+        inside = (s >= floor.to(s.device)[:, None]).sum(dim=1).cpu().numpy()
+        labels = arg.cpu().numpy().astype(np.int64)[:, None]
         rows = np.flatnonzero(inside > 1)
         idx = np.zeros((n, m), dtype=np.int64)
         if len(rows):
-            idx[rows] = torch.topk(s[torch.from_numpy(rows)], m, dim=1)[1].numpy()
+            idx[rows] = torch.topk(s[torch.from_numpy(rows).to(s.device)], m, dim=1)[1].cpu().numpy()
     else:
         vals, idx = torch.topk(s, m, dim=1)  # sorted, largest first
-        vals, idx, beta_np = vals.double().numpy(), idx.numpy().astype(np.int64), beta.numpy()
+        vals, idx, beta_np = vals.cpu().double().numpy(), idx.cpu().numpy().astype(np.int64), beta.numpy()
         inside = (vals >= (vals[:, top - 1] - 2 * beta_np)[:, None]).sum(axis=1)  # candidates that can be top
         labels = idx[:, :top].copy()  # right when exactly ``top`` candidates are inside the window
     full = inside >= m if m < k else np.zeros(n, dtype=bool)
@@ -302,9 +380,9 @@ def above(a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
         return a @ b.T
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
-    if kind == "bf16":
+    if kind in TORCH_KERNELS:
         st, bt = _candidates(a, b, kind)
-        s, beta = st.numpy(), bt.numpy()
+        s, beta = st.cpu().numpy(), bt.numpy()
     else:  # numpy's fp32 product, as the plain kernel computes it
         s = a @ b.T
         d = a.shape[1]
@@ -347,6 +425,7 @@ __all__ = [
     "set_kernel",
     "kernel",
     "active_kernel",
+    "kernel_device",
     "calibration",
     "nearest",
     "above",
