@@ -90,6 +90,14 @@ def labelfree_scores(x, features, ids, *, seed: int, clock: Clock | None = None)
     return pl, res
 
 
+def fashion_mnist(n: int | None = None, n_test: int | None = None):
+    """(x, y, ids) of the first ``n`` training images (all by default) and (xt, yt) of the test set."""
+    tr, te = load_source("fashion-mnist", split="train"), load_source("fashion-mnist", split="test")
+    n, n_test = n or len(tr), n_test or len(te)
+    x, y, ids = np.asarray(tr.take(slice(0, n))), tr.labels[:n], tr.ids[:n]
+    return x, y, ids, np.asarray(te.take(slice(0, n_test))), te.labels[:n_test]
+
+
 def indicator(s: Scores, kept: np.ndarray, name: str, meta: dict) -> Scores:
     """A score whose ``hard`` selection at ``len(kept)`` is exactly ``kept`` (1 kept, 0 not)."""
     return Scores(s.ids, np.isin(s.ids, kept).astype(np.float64), name, meta)
@@ -215,11 +223,8 @@ def main() -> None:
     results: dict = {"setting": {"quick": args.quick, "seeds": seeds, "keeps": keeps, "target": "small-cnn",
                                  "target_epochs": target_epochs, "jobs": args.jobs}}  # fmt: skip
 
-    tr, te = load_source("fashion-mnist", split="train"), load_source("fashion-mnist", split="test")
-    n = len(tr) if n_train is None else n_train
-    x, y, ids = np.asarray(tr.take(slice(0, n))), tr.labels[:n], tr.ids[:n]
-    nt = len(te) if n_train is None else 1000
-    xt, yt = np.asarray(te.take(slice(0, nt))), te.labels[:nt]
+    x, y, ids, xt, yt = fashion_mnist(n_train, None if n_train is None else 1000)
+    n = len(ids)
 
     # ---- cost, side by side, one thread each
     clock = Clock()

@@ -20,15 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from labelfree import curve_rows, indicator, table  # noqa: E402
+from labelfree import curve_rows, fashion_mnist, indicator, table  # noqa: E402
 
 from selfprune.dynamics.train import labelfree_dynamics  # noqa: E402
 from selfprune.embed import get_encoder  # noqa: E402
 from selfprune.io.atomic import write_json_atomic  # noqa: E402
-from selfprune.io.sources import load_source  # noqa: E402
 from selfprune.metrics.pseudo import pseudo_labels  # noqa: E402
 from selfprune.scores import Scores  # noqa: E402
 from selfprune.select import select  # noqa: E402
@@ -46,9 +43,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    tr, te = load_source("fashion-mnist", split="train"), load_source("fashion-mnist", split="test")
-    x, y, ids = np.asarray(tr.take(slice(0, len(tr)))), tr.labels, tr.ids
-    xt, yt = np.asarray(te.take(slice(0, len(te)))), te.labels
+    x, y, ids, xt, yt = fashion_mnist()
     m = len(ids) // 2
     feats = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
     arms, clusters = [], []
