@@ -28,6 +28,15 @@ HERE = Path(__file__).resolve().parent
 CHECKED = ("fp32-checked", "bf16", "fp16")
 
 
+def clustered_rows(n: int, dim: int, centres: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` unit rows around ``centres`` random centres (noise 0.5), and ``k`` of them as centroids."""
+    rng = np.random.default_rng(seed)
+    mid = rng.normal(size=(centres, dim)).astype(np.float32)
+    x = mid[rng.integers(0, centres, n)] + 0.5 * rng.normal(size=(n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, np.ascontiguousarray(x[rng.choice(n, k, replace=False)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=262_144)
@@ -43,11 +52,7 @@ def main() -> None:
     from selfprune.metrics._kernel import _candidates, kernel, nearest
     from selfprune.metrics._kmeans import faiss_search
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(a.centres, a.dim)).astype(np.float32)
-    x = centres[rng.integers(0, a.centres, a.n)] + 0.5 * rng.normal(size=(a.n, a.dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    c = np.ascontiguousarray(x[rng.choice(a.n, a.k, replace=False)])
+    x, c = clustered_rows(a.n, a.dim, a.centres, a.k)
     xt, ct = torch.from_numpy(x), torch.from_numpy(c)
     xb, cb = xt.bfloat16(), ct.bfloat16()
     xh, ch = xt.half(), ct.half()

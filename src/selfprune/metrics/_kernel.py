@@ -228,25 +228,38 @@ def _candidates(x: np.ndarray, c: np.ndarray, kind: str):
     import torch
 
     xt, ct = torch.from_numpy(x), torch.from_numpy(c)
-    d = x.shape[1]
-    gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
-    if kind in TORCH_KERNELS:
-        dev = kernel_device()
-        half = getattr(torch, _HALF[kind][0]) if kind in _HALF else torch.float32
-        xb, cb = xt.to(half), ct.to(half)
-        with _full_precision(torch):
-            s = (xb.to(dev) @ cb.to(dev).T).float()
-    if kind in _HALF:
-        xr, cr = xb.float(), cb.float()
-        rx = (xr - xt).double().norm(dim=1)
-        rc = (cr - ct).double().norm(dim=1).max()
-        xn, cn = xr.double().norm(dim=1), cr.double().norm(dim=1).max()
-        beta = rx * cn + xt.double().norm(dim=1) * rc + (_HALF[kind][1] + gamma) * xn * cn
-    else:
-        if kind not in TORCH_KERNELS:
-            s = torch.from_numpy(x @ c.T)
-        beta = gamma * xt.double().norm(dim=1) * ct.double().norm(dim=1).max()
-    return s, beta * (1 + 1e-6) + 1e-30  # a hair above the bound, for the bound's own rounding
+    if kind not in TORCH_KERNELS:
+        return torch.from_numpy(x @ c.T), torch.from_numpy(_fp32_bound(x, c))
+    half = getattr(torch, _HALF[kind][0]) if kind in _HALF else torch.float32
+    xb, cb = xt.to(half), ct.to(half)
+    dev = kernel_device()
+    with _full_precision(torch):
+        s = (xb.to(dev) @ cb.to(dev).T).float()
+    if kind not in _HALF:
+        return s, torch.from_numpy(_fp32_bound(x, c))
+    xr, cr = xb.float(), cb.float()
+    rx = (xr - xt).double().norm(dim=1)
+    rc = (cr - ct).double().norm(dim=1).max()
+    xn, cn = xr.double().norm(dim=1), cr.double().norm(dim=1).max()
+    beta = rx * cn + xt.double().norm(dim=1) * rc + (_HALF[kind][1] + _gamma(x.shape[1])) * xn * cn
+    return s, _pad(beta)
+
+
+def _gamma(d: int) -> float:
+    """The fp32 accumulation bound over ``d`` terms, in any order."""
+    return d * 2.0**-24 / (1 - d * 2.0**-24)
+
+
+def _pad(beta):
+    """A hair above the bound, for the bound's own rounding."""
+    return beta * (1 + 1e-6) + 1e-30
+
+
+def _fp32_bound(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """beta of an fp32 product (float64 (n,)): ``gamma_D |x_i| max_j |c_j|``, norms in float64."""
+    xn = np.sqrt(np.einsum("nd,nd->n", x, x, dtype=np.float64))
+    cn = float(np.sqrt(np.einsum("kd,kd->k", c, c, dtype=np.float64)).max())
+    return _pad(_gamma(x.shape[1]) * xn * cn)
 
 
 def _exact_rows(x: np.ndarray, c64: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -291,10 +304,8 @@ def _nearest_faiss(x, c, c64, top):
     are searched again wider, and rescored exactly."""
     from selfprune.metrics._kmeans import faiss_search
 
-    n, k, d = len(x), len(c), x.shape[1]
-    gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
-    beta = gamma * np.linalg.norm(x, axis=1).astype(np.float64) * float(np.linalg.norm(c, axis=1).max())
-    beta = beta * (1 + 1e-6) + 1e-30
+    n, k = len(x), len(c)
+    beta = _fp32_bound(x, c)
     labels = np.empty((n, top), dtype=np.int64)
     for a in range(0, n, 65_536):
         xs, bs = x[a : a + 65_536], beta[a : a + 65_536]
@@ -384,11 +395,7 @@ def above(a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
         st, bt = _candidates(a, b, kind)
         s, beta = st.cpu().numpy(), bt.numpy()
     else:  # numpy's fp32 product, as the plain kernel computes it
-        s = a @ b.T
-        d = a.shape[1]
-        gamma = d * 2.0**-24 / (1 - d * 2.0**-24)
-        beta = gamma * np.linalg.norm(a, axis=1).astype(np.float64) * float(np.linalg.norm(b, axis=1).max())
-        beta = beta * (1 + 1e-6) + 1e-30
+        s, beta = a @ b.T, _fp32_bound(a, b)
     lim = np.nextafter((thr - beta).astype(np.float32), np.float32(-np.inf))  # never above thr - beta
     i, j = np.nonzero(s >= lim[:, None])
     out = s.astype(np.float64)
