@@ -26,7 +26,7 @@ import numpy as np
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.engine.base import ArraySource, Engine, Source, get_engine, source_of, stack
 from selfprune.errors import InvalidInputError
-from selfprune.metrics._kmeans import deserialize_index, forget_index, knn_index, serialize_index
+from selfprune.metrics._kmeans import deserialize_index, forget_index, knn_index, normalize_rows, serialize_index
 from selfprune.scores import Scores
 
 METRICS = ("cosine", "l2")
@@ -186,15 +186,12 @@ def _rows(x: Source, positions: np.ndarray | None) -> np.ndarray:
 def _unit(
     x: np.ndarray, lo: int, *, caller: str, positions: np.ndarray | None = None, inplace: bool = False
 ) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1)
-    zero = np.flatnonzero(norms == 0)
+    unit = normalize_rows(x, inplace=inplace)  # zero rows stay zero
+    zero = np.flatnonzero(~unit.any(axis=1))
     if zero.size:
         row = int(positions[zero[0]]) if positions is not None else lo + int(zero[0])
         raise InvalidInputError(f"{caller}: embeddings have zero norm at row {row}; cosine distance is undefined")
-    if inplace and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable:
-        x /= norms[:, None]
-        return x
-    return np.ascontiguousarray(x / norms[:, None], dtype=np.float32)
+    return unit
 
 
 def neighbours_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:

@@ -29,8 +29,9 @@ float32): rows are then read from disk as each step needs them (a cluster at a t
 whole array. The norm pass and the assignment run on the engine (chunk by chunk; the assignment's
 decisions are exact, so they depend neither on the batch nor on the input order). The cluster pass
 runs in the driver, clusters in order: with ``cross_check`` a cluster compares its rows with the
-kept rows of earlier clusters, so cluster ``c`` depends on clusters ``< c`` and they are not independent tasks (without
-the cross-check they would be, at the price of keeping both halves of a group cut by a boundary).
+kept rows of earlier clusters, so cluster ``c`` depends on clusters ``< c`` and they are not
+independent tasks (without the cross-check they would be, at the price of keeping both halves of a
+group cut by a boundary).
 """
 
 from __future__ import annotations
