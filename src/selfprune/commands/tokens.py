@@ -104,3 +104,78 @@ def register(app: typer.Typer) -> None:
                                min_tokens=min_tokens, max_tokens=max_tokens)
         write_chains(out, rows)
         stdout.print(f"wrote {len(rows)} problems to {out}", highlight=False)
+
+    @app.command(
+        "tokens-distill",
+        epilog="Example: selfprune tokens-distill --pruned runs/tok --keep 0.5 "
+        "--methods greedy,surprisal,random,uniform,full --heldout heldout.jsonl --out runs/distill",
+    )
+    def tokens_distill(
+        pruned: Annotated[Path, typer.Option(help="output folder of selfprune tokens")],
+        out: Annotated[Path, typer.Option(help="output folder (resumed if it holds this run)")],
+        keep: Annotated[str, typer.Option(help="keep ratios the chains were pruned to, comma-separated")] = "0.5",
+        methods: Annotated[str, typer.Option(help="greedy, surprisal, random, uniform, full")] = (
+            "greedy,surprisal,random,uniform,full"),
+        student: Annotated[str, typer.Option(help="the model that pruned the chains (its tokenizer is "
+                                             "needed): smollm2-135m or a local HF folder")] = DEFAULT,
+        heldout: Annotated[Path | None, typer.Option(help="chains JSONL of held-out questions (default: a "
+                                                     "--holdout share of the pruned chains)")] = None,
+        holdout: Annotated[float, typer.Option(help="share of pruned chains held out when --heldout is not "
+                                               "given")] = 0.25,
+        seeds: Annotated[str, typer.Option(help="student seeds, comma-separated")] = "0,1",
+        epochs: Annotated[int, typer.Option(help="passes over the training chains")] = 3,
+        lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay to zero)")] = 1e-3,
+        rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
+        batch_size: Annotated[int, typer.Option(help="chains per training step")] = 8,
+        eval_batch: Annotated[int, typer.Option(help="questions generated at once")] = 16,
+        max_new_tokens: Annotated[int | None, typer.Option(help="generation budget (default: 1.25 x the "
+                                                           "longest chain plus the answer)")] = None,
+        threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all available)")] = None,
+        restart: Annotated[bool, typer.Option(help="discard checkpoints of a different earlier run in --out")] = False,
+    ) -> None:
+        """Fine-tune one student per pruning method on the chains it kept; evaluate them on held-out questions."""
+        started = time.time()
+        from selfprune.cli import console
+        from selfprune.cli import out as stdout
+        from selfprune.commands._options import parse_ints
+        from selfprune.report.html import provenance
+        from selfprune.tokens.data import read_chains
+        from selfprune.tokens.distill import (
+            StudentSettings,
+            check_methods,
+            distill,
+            read_pruned,
+            summary_markdown,
+            write_distill_outputs,
+        )
+        from selfprune.tokens.model import load_causal_lm
+        from selfprune.tokens.prune import parse_keep
+
+        keeps = parse_keep(keep)
+        method_list = check_methods(methods)
+        seed_list = parse_ints(seeds, caller="tokens-distill", option="--seeds")
+        settings = StudentSettings(rank=rank, epochs=epochs, lr=lr, batch_size=batch_size, eval_batch=eval_batch,
+                                   max_new_tokens=max_new_tokens)
+        run = read_pruned(pruned)
+        held = read_chains(heldout) if heldout is not None else None
+        with console.status(f"loading {student}"):
+            lm = load_causal_lm(student, threads=threads)
+        with progress_bar(transient=True) as bar:
+            task = bar.add_task("training students", total=None)
+
+            def report(i: int, n: int, res, reused: bool) -> None:
+                how = "reused checkpoint" if reused else f"{res.seconds:.0f} s"
+                bar.console.print(f"[{i + 1}/{n}] {res.name}: accuracy {100 * res.accuracy:.1f}%, "
+                                  f"{res.reasoning_tokens:.1f} reasoning tokens ({how})", highlight=False,
+                                  markup=False)
+                bar.update(task, completed=i + 1, total=n)
+
+            done = distill(run, out, lm, keeps=keeps, methods=method_list, seeds=seed_list, heldout=held,
+                              holdout=holdout, settings=settings, restart=restart, on_student=report)
+        prov = provenance(inputs={"--pruned": pruned / "tokens.jsonl", "--student": student,
+                                  **({"--heldout": heldout} if heldout is not None else {})},
+                          seed=seed_list[0], started=started)
+        paths = write_distill_outputs(done.students, out, done.config, provenance=prov)
+        stdout.print(summary_markdown(done.students, done.config), highlight=False)
+        stdout.print(f"wrote {len(done.students)} students to {out} ({', '.join(p.name for p in paths.values())})",
+                     highlight=False)

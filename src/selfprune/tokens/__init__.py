@@ -16,6 +16,8 @@ generator of arithmetic word problems come with it.
                   coreference
     prune.py      TokenPruner (one chain) and prune_chains (a run with per-chain checkpoints)
     report.py     retention and category tables, curves, output files
+    distill.py    students fine-tuned (LoRA) on the chains each method kept, evaluated on held-out
+                  questions by greedy generation
 
 Importing this package loads neither torch nor transformers; the modules that need them import
 them when called.

@@ -255,22 +255,7 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
     recs = as_records(records)
     out = Path(out)
     chains_dir = out / "chains"
-    manifest_path = out / "run.json"
-    manifest = {"config": pruner.config()}
-    if manifest_path.is_file() and not restart:
-        try:
-            old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-        if old != manifest:
-            raise InvalidInputError(
-                f"prune_chains: {out} holds a run with other settings ({_manifest_diff(old, manifest)}); "
-                "use another output folder or restart (CLI: --restart)")
-    elif restart and chains_dir.is_dir():
-        for f in chains_dir.glob("*.json"):
-            f.unlink()
-    write_json_atomic(manifest_path, manifest)
-    chains_dir.mkdir(parents=True, exist_ok=True)
+    open_run(out, pruner.config(), restart=restart, caller="prune_chains", checkpoints=chains_dir)
     results: list[ChainResult] = []
     for i, rec in enumerate(recs):
         path = chains_dir / f"{i:06d}.json"
@@ -292,6 +277,31 @@ def prune_chains(records: Iterable[ChainRecord | dict[str, Any]], pruner: TokenP
         if on_chain is not None:
             on_chain(i, len(recs), res, reused)
     return results
+
+
+def open_run(out: Path, config: dict[str, Any], *, restart: bool, caller: str, checkpoints: Path) -> None:
+    """Make ``out`` the folder of a checkpointed run with settings ``config`` (kept in ``out/run.json``).
+
+    A folder that holds a run with other settings is refused (its checkpoints would be reused for
+    the wrong run) unless ``restart``, which deletes the files in ``checkpoints`` first.
+    """
+    manifest_path = out / "run.json"
+    manifest = {"config": config}
+    if manifest_path.is_file() and not restart:
+        try:
+            old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        if old != manifest:
+            raise InvalidInputError(
+                f"{caller}: {out} holds a run with other settings ({_manifest_diff(old, manifest)}); "
+                "use another output folder or restart (CLI: --restart)")
+    elif restart and checkpoints.is_dir():
+        for f in checkpoints.iterdir():
+            if f.is_file():
+                f.unlink()
+    write_json_atomic(manifest_path, manifest)
+    checkpoints.mkdir(parents=True, exist_ok=True)
 
 
 def _manifest_diff(old: Any, new: dict[str, Any]) -> str:
