@@ -128,6 +128,8 @@ def test_bad_input_is_refused_before_training(pruned_dir, student, tmp_path):
     overlap = [type("R", (), {"id": "x", "question": run.results[0].question, "chain": "c", "answer": "1"})()]
     with pytest.raises(InvalidInputError, match="held-out questions are among"):
         D.distill(run, tmp_path / "o", student, keeps=[0.5], heldout=overlap, settings=SMALL)
+    with pytest.raises(InvalidInputError, match="no questions"):
+        D.distill(run, tmp_path / "o", student, keeps=[0.5], heldout=[], settings=SMALL)
     with pytest.raises(InvalidInputError, match="unknown method"):
         D.check_methods("greedy,llmlingua")
     with pytest.raises(InvalidInputError, match="holdout"):

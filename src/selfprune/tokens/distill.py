@@ -513,6 +513,7 @@ def distill(pruned: PrunedRun, out: str | os.PathLike, student: CausalLM, *, kee
     open_run(out, config, restart=restart, caller="tokens-distill", checkpoints=ckpt)
     plan = plan_students(methods, keys, seeds)
     results: list[StudentResult] = []
+    base_loss: dict[tuple[str, str | None], float] = {}  # the untrained loss of each training set
     for i, spec in enumerate(plan):
         path = ckpt / f"{spec.name}.json"
         res = _load_checkpoint(path)
@@ -522,9 +523,12 @@ def distill(pruned: PrunedRun, out: str | os.PathLike, student: CausalLM, *, kee
             if spec.method == BASE:
                 model, losses, before, after, examples = student.model, [], None, None, []
             else:
-                examples = sets[(spec.method, None if spec.method == "full" else spec.keep)]
+                which = (spec.method, None if spec.method == "full" else spec.keep)
+                examples = sets[which]
                 assert spec.seed is not None
-                before = mean_loss(student.model, examples, tok, batch_size=settings.batch_size)
+                if which not in base_loss:
+                    base_loss[which] = mean_loss(student.model, examples, tok, batch_size=settings.batch_size)
+                before = base_loss[which]
                 model, losses = train_student(student, examples, settings, spec.seed)
                 after = mean_loss(model, examples, tok, batch_size=settings.batch_size)
                 _save_adapter(model, ckpt / f"{spec.name}.safetensors")
