@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfprune.metrics import _kernel
-from selfprune.metrics._kernel import above, by_row_blocks, kernel, nearest
+from selfprune.metrics._kernel import by_row_blocks, kernel, nearest, pairs_above
 from selfprune.metrics._kmeans import faiss_search, fit_centroids, normalize_rows
 from selfprune.metrics.prototypes import prototypes
 from selfprune.metrics.semdedup import semdedup
@@ -116,7 +116,7 @@ def test_checked_kernel_agrees_with_faiss_on_the_same_centroids(kind):
 
 
 @pytest.mark.parametrize("kind", CHECKED)
-def test_above_is_exact_where_it_matters(kind):
+def test_pairs_above_are_the_exact_pairs_and_values(kind):
     rng = np.random.default_rng(3)
     a = _unit(rng.normal(size=(300, 40)))
     b = np.concatenate([a[:100] + 1e-3 * rng.normal(size=(100, 40)), rng.normal(size=(200, 40))])
@@ -124,13 +124,29 @@ def test_above_is_exact_where_it_matters(kind):
     thr = 0.999
     exact = a.astype(np.float64) @ b.astype(np.float64).T
     with kernel(kind):
-        got = above(a, b, thr)
-    hit = exact > thr
-    assert hit.sum() >= 50  # the planted pairs straddle the threshold
-    np.testing.assert_array_equal(got > thr, hit)  # every decision is float64's
-    np.testing.assert_allclose(got[hit], exact[hit], rtol=0, atol=1e-14)  # and so is every value above
-    # elsewhere the candidate value, as close as its type allows
-    assert np.abs(got - exact).max() <= {"bf16": 0.02, "fp16": 0.003}.get(kind, 1e-4)
+        i, j, v = pairs_above(a, b, thr)
+    hi, hj = np.nonzero(exact > thr)
+    assert len(hi) >= 50 and (exact[:100, :100] <= thr).sum() > 0  # the planted pairs straddle it
+    np.testing.assert_array_equal(i, hi)  # every decision is float64's, in row-major order
+    np.testing.assert_array_equal(j, hj)
+    np.testing.assert_allclose(v, exact[hi, hj], rtol=0, atol=1e-14)  # and so is every value
+
+
+def test_plain_fp32_pairs_compare_the_fp32_product_as_a_number():
+    rng = np.random.default_rng(5)
+    a = _unit(rng.normal(size=(200, 16)))
+    b = _unit(np.concatenate([a[:80] + 0.05 * rng.normal(size=(80, 16)), rng.normal(size=(50, 16))]))
+    s = a @ b.T
+    thr = float(np.sort(s[s > 0.9])[len(s[s > 0.9]) // 2])  # a threshold equal to one of the values
+    with kernel("fp32"):
+        i, j, v = pairs_above(a, b, thr)
+        i64, j64, _ = pairs_above(a.astype(np.float64), b.astype(np.float64), thr)
+    hi, hj = np.nonzero(s.astype(np.float64) > thr)
+    np.testing.assert_array_equal(i, hi)
+    np.testing.assert_array_equal(j, hj)
+    assert v.dtype == np.float64 and np.array_equal(v, s[hi, hj].astype(np.float64))
+    e = a.astype(np.float64) @ b.astype(np.float64).T
+    assert np.array_equal(np.stack([i64, j64]), np.stack(np.nonzero(e > thr)))
 
 
 def test_dedup_groups_equal_across_kernels():

@@ -50,6 +50,7 @@ import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -382,13 +383,24 @@ def _nearest_block(x, c, c64, top, kind):
     return exact, labels
 
 
-def above(a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
-    """Similarities of every row of ``a`` to every row of ``b`` (n, m), float64, exact wherever the
-    pair can exceed ``thr`` (elsewhere the candidate value, which is surely at most ``thr``).
-    Plain ``fp32`` kernel: ``a @ b.T`` as before."""
+def pairs_above(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair whose similarity ``a[i] . b[j]`` exceeds ``thr``: ``(i, j, value)``, row-major.
+
+    The checked kernels find the candidates with the fast product and its bound and compute each
+    one in float64, so the pairs and values are the exact reference's. The plain ``fp32`` kernel
+    compares its fp32 product (as a float64 number) with ``thr``. Nothing dense in float64 is
+    built: callers only ever need the pairs above the threshold.
+    """
     kind = active_kernel()
     if kind == "fp32":
-        return a @ b.T
+        s = a @ b.T
+        lim: Any = thr
+        if s.dtype == np.float32:  # the largest float32 not above thr: v > lim iff float64(v) > thr
+            lim = np.float32(thr)
+            if float(lim) > thr:
+                lim = np.nextafter(lim, np.float32(-np.inf))
+        i, j = np.nonzero(s > lim)
+        return i, j, s[i, j].astype(np.float64)
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
     if kind in TORCH_KERNELS:
@@ -398,11 +410,13 @@ def above(a: np.ndarray, b: np.ndarray, thr: float) -> np.ndarray:
         s, beta = a @ b.T, _fp32_bound(a, b)
     lim = np.nextafter((thr - beta).astype(np.float32), np.float32(-np.inf))  # never above thr - beta
     i, j = np.nonzero(s >= lim[:, None])
-    out = s.astype(np.float64)
+    v = np.empty(len(i), dtype=np.float64)
     for p in range(0, len(i), 65_536):
         ii, jj = i[p : p + 65_536], j[p : p + 65_536]
-        out[ii, jj] = np.einsum("nd,nd->n", a[ii].astype(np.float64), b[jj].astype(np.float64), optimize=False)
-    return out
+        v[p : p + 65_536] = np.einsum("nd,nd->n", a[ii].astype(np.float64), b[jj].astype(np.float64),
+                                      optimize=False)
+    keep = v > thr
+    return i[keep], j[keep], v[keep]
 
 
 ROW_BLOCK = 256
@@ -435,5 +449,5 @@ __all__ = [
     "kernel_device",
     "calibration",
     "nearest",
-    "above",
+    "pairs_above",
 ]

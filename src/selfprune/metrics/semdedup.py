@@ -45,7 +45,7 @@ import numpy as np
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
 from selfprune.engine.base import Engine, RowReader, get_engine, rows_of, source_of, stack
 from selfprune.errors import InvalidInputError
-from selfprune.metrics._kernel import above
+from selfprune.metrics._kernel import pairs_above
 from selfprune.metrics._kmeans import kmeans, nearest_centroids
 
 ORDERS = ("farthest", "nearest", "random")
@@ -456,24 +456,43 @@ def _cross_lists(plan: _Plan) -> list[np.ndarray]:
     return [rows[bounds[i] : bounds[i + 1]] for i in range(k)]
 
 
+def _row_best(i: np.ndarray, j: np.ndarray, v: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``n_rows``: the highest ``v`` among its pairs and its ``j`` (the earliest ``j`` on
+    ties); ``-inf`` and -1 for a row without pairs."""
+    best = np.full(n_rows, -np.inf, dtype=np.float64)
+    arg = np.full(n_rows, -1, dtype=np.int64)
+    if len(i):
+        o = np.lexsort((j, -v, i))
+        first = np.ones(len(o), dtype=bool)
+        first[1:] = i[o][1:] != i[o][:-1]
+        sel = o[first]
+        best[i[sel]] = v[sel]
+        arg[i[sel]] = j[sel]
+    return best, arg
+
+
+def _closer(rows: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int, thr: float,
+            tb: np.ndarray, ta: np.ndarray) -> None:
+    """Raise ``tb``/``ta`` (in place) to each row's most similar ``xc[cols]`` above ``thr``, in
+    blocks of ``tile`` columns (ties: the value already there, then the earliest column)."""
+    for c0 in range(0, len(cols), tile):
+        cc = cols[c0 : c0 + tile]
+        i, j, v = pairs_above(rows, xc[cc], thr)
+        rb, rj = _row_best(i, j, v, len(rows))
+        better = rb > tb
+        tb[better] = rb[better]
+        ta[better] = cc[rj[better]]
+
+
 def _best_match(
     xr: np.ndarray, xc: np.ndarray, cols: np.ndarray, tile: int, thr: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``xr``: highest similarity to ``xc[cols]`` above ``thr`` and its position (earliest
-    on ties); ``-inf`` and -1 when none is above it (and possibly when one is just below it)."""
+    on ties); ``-inf`` and -1 when none is above it."""
     best = np.full(len(xr), -np.inf, dtype=np.float64)
     arg = np.full(len(xr), -1, dtype=np.int64)
     for a in range(0, len(xr), tile):
-        rows = xr[a : a + tile]
-        tb, ta = best[a : a + tile], arg[a : a + tile]
-        for c0 in range(0, len(cols), tile):
-            cc = cols[c0 : c0 + tile]
-            s = above(rows, xc[cc], thr)
-            j = np.argmax(s, axis=1)
-            v = s[np.arange(len(s)), j].astype(np.float64)
-            better = v > tb
-            tb[better] = v[better]
-            ta[better] = cc[j[better]]
+        _closer(xr[a : a + tile], xc, cols, tile, thr, best[a : a + tile], arg[a : a + tile])
     return best, arg
 
 
@@ -500,25 +519,22 @@ def _greedy(
         else:
             tb = pre_best[a:b].astype(np.float64, copy=True)
         ta = np.where(np.isfinite(tb), -2, -1).astype(np.int64)
-        # 1. against every kept row of earlier tiles, in blocks of ``tile`` columns
-        for c0 in range(0, n_kept, tile):
-            cols = kept_pos[c0 : min(c0 + tile, n_kept)]
-            s = above(rows, xc[cols], thr)
-            j = np.argmax(s, axis=1)
-            v = s[np.arange(len(s)), j].astype(np.float64)
-            better = v > tb
-            tb[better] = v[better]
-            ta[better] = cols[j[better]]
+        # 1. against every kept row of earlier tiles
+        _closer(rows, xc, kept_pos[:n_kept], tile, thr, tb, ta)
         hit = tb > thr
         dup[a:b][hit] = ta[hit]
         best[a:b][hit] = tb[hit]
-        # 2. inside the tile, among rows that survived step 1
+        # 2. inside the tile, among rows that survived step 1; edges point back in the walk
         live = np.flatnonzero(~hit)
         if len(live) == 0:
             continue
-        s = above(rows, rows, thr)
-        sub = s if len(live) == len(rows) else s[np.ix_(live, live)]
-        status, tdup, tsim = _greedy_tile(sub, thr)
+        i, j, v = pairs_above(rows, rows, thr)
+        back = j < i
+        i, j, v = i[back], j[back], v[back]
+        at = np.full(b - a, -1, dtype=np.int64)
+        at[live] = np.arange(len(live))
+        both = (at[i] >= 0) & (at[j] >= 0)
+        status, tdup, tsim = _greedy_tile(len(live), at[i[both]], at[j[both]], v[both])
         gone = status == 2
         pos = a + live
         dup[pos[gone]] = a + live[tdup[gone]]
@@ -527,35 +543,30 @@ def _greedy(
         # rows removed in step 1 may be even closer to a row kept earlier in this same tile
         h = np.flatnonzero(hit)
         if len(h) and len(new_kept):
-            sh = np.where(new_kept[None, :] < h[:, None], s[np.ix_(h, new_kept)], -np.inf)
-            j = np.argmax(sh, axis=1)
-            v = sh[np.arange(len(h)), j].astype(np.float64)
-            better = v > tb[h]
-            dup[a + h[better]] = a + new_kept[j[better]]
-            best[a + h[better]] = v[better]
+            is_new = np.zeros(b - a, dtype=bool)
+            is_new[new_kept] = True
+            sel = hit[i] & is_new[j]
+            rb, rj = _row_best(i[sel], j[sel], v[sel], b - a)
+            better = h[rb[h] > tb[h]]
+            dup[a + better] = a + rj[better]
+            best[a + better] = rb[better]
         kept_pos[n_kept : n_kept + len(new_kept)] = a + new_kept
         n_kept += len(new_kept)
     return dup, best
 
 
-def _greedy_tile(s: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact sequential greedy inside one tile (``s``: its rows' similarity matrix, in walk order).
+def _greedy_tile(t: int, i: np.ndarray, j: np.ndarray, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact sequential greedy inside one tile of ``t`` rows (in walk order), given its conflict
+    edges ``i -> j`` (``j < i``, similarity ``ev`` above the threshold).
 
-    Resolved by vectorised rounds over the conflict edges; each round settles at least the first
-    unsettled row, and usually all of them in two rounds. status: 1 kept, 2 removed; dup: index of
-    the most similar earlier kept row.
+    Resolved by vectorised rounds over the edges; each round settles at least the first unsettled
+    row, and usually all of them in two rounds. status: 1 kept, 2 removed; dup: index of the most
+    similar earlier kept row.
     """
-    t = len(s)
-    i, j = np.nonzero(s > thr)
-    lower = j < i  # conflict edges point back in the walk
-    i, j = i[lower], j[lower]
     status = np.zeros(t, dtype=np.int8)
-    dup = np.full(t, -1, dtype=np.int64)
-    sim = np.zeros(t, dtype=np.float64)
     if len(i) == 0:
         status[:] = 1
-        return status, dup, sim
-    ev = s[i, j].astype(np.float64)
+        return status, np.full(t, -1, dtype=np.int64), np.zeros(t, dtype=np.float64)
     while True:
         open_ = status == 0
         if not open_.any():
@@ -570,14 +581,8 @@ def _greedy_tile(s: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.
         status[open_ & ~blocked] = 1
     # each removed row points at its most similar kept earlier row (ties: the earliest)
     e = status[j] == 1
-    hi, hj, hv = i[e], j[e], ev[e]
-    o = np.lexsort((hj, -hv, hi))
-    first = np.ones(len(o), dtype=bool)
-    first[1:] = hi[o][1:] != hi[o][:-1]
-    sel = o[first]
-    dup[hi[sel]] = hj[sel]
-    sim[hi[sel]] = hv[sel]
-    return status, dup, sim
+    sim, dup = _row_best(i[e], j[e], ev[e], t)
+    return status, dup, np.where(np.isfinite(sim), sim, 0.0)
 
 
 def _result(
