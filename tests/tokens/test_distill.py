@@ -184,3 +184,20 @@ def test_cli_writes_table_plot_and_report(pruned_dir, tiny_folder, tmp_path, cap
     assert "no such folder" in capsys.readouterr().err
     assert main([*args[:-2], "--keep", "0.3", "--out", str(tmp_path / "y")]) == 2
     assert "was not pruned" in capsys.readouterr().err
+
+
+def test_comparisons_pair_students_by_seed():
+    def student(method, keep, seed, acc, tokens):
+        return D.StudentResult(name=f"{method}-{keep}-{seed}", method=method, keep=keep, seed=seed, train_chains=4,
+                               train_chain_tokens=10.0, loss_before=1.0, loss_after=0.5, step_losses=[],
+                               accuracy=acc, concluded=1.0, reasoning_tokens=tokens, generated_tokens=tokens,
+                               seconds=0.0)
+
+    rs = [student("greedy", 0.5, 0, 0.50, 20), student("random", 0.5, 0, 0.30, 30), student("full", 1.0, 0, 0.55, 40),
+          student("greedy", 0.5, 1, 0.40, 20), student("random", 0.5, 1, 0.35, 30), student("full", 1.0, 1, 0.45, 40)]
+    comp = {(w, m): d for w, m, d in D.comparisons(rs)}
+    assert comp[("keep 0.5", "random")] == pytest.approx([0.20, 0.05])  # seed 0, then seed 1
+    assert comp[("keep 0.5", "full")] == pytest.approx([-0.05, -0.05])
+    md = D.summary_markdown(rs, {"student": "s", "settings": SMALL.to_dict(), "max_new_tokens": 6})
+    assert "| random | keep 0.5 | +12.5 ± 10.6 | yes | 0.67 |" in md
+    assert "| full | keep 0.5 | -5.0 ± 0.0 | no | 0.50 |" in md

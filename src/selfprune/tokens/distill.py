@@ -605,6 +605,14 @@ def _pm(values: Sequence[float], scale: float = 100.0) -> str:
     return f"{m:+.1f} ± {sd:.1f}"
 
 
+def _beyond(d: Sequence[float]) -> str:
+    """``yes``/``no``: is the mean paired difference larger than its seed standard deviation (and
+    above zero)? ``-`` with fewer than two seeds."""
+    if len(d) < 2:
+        return "-"
+    return "yes" if float(np.mean(d)) > max(float(np.std(d, ddof=1)), 0.0) else "no"
+
+
 def comparisons(results: Sequence[StudentResult]) -> list[tuple[str, str, list[float]]]:
     """Greedy against every other method at each keep (and the full-chain student), paired by seed."""
     keeps = sorted({r.keep for r in results if r.method == "greedy" and r.keep is not None}, reverse=True)
@@ -626,15 +634,22 @@ def summary_markdown(results: Sequence[StudentResult], config: dict[str, Any]) -
         loss = "-" if s.loss_after is None else f"{s.loss_after:.3f}"
         lines.append(f"| {s.method} | {keep} | {s.seeds} | {100 * s.accuracy:.1f} ± {100 * s.accuracy_sd:.1f} | "
                      f"{s.reasoning_tokens:.1f} | {s.train_chain_tokens:.1f} | {loss} |")
-    comp = ["| greedy vs | at | accuracy difference (points, paired by seed) |", "|---|---|---:|"]
-    comp += [f"| {m} | {where} | {_pm(d)} |" for where, m, d in comparisons(results)]
+    tokens = {(s.method, s.keep): s.reasoning_tokens for s in rows}
+    comp = ["| greedy vs | at | accuracy difference (points, paired by seed) | beyond the seed spread | "
+            "reasoning tokens, greedy / other |", "|---|---|---:|---|---:|"]
+    for where, m, d in comparisons(results):
+        k = float(where.split()[-1])
+        other = tokens.get((m, 1.0 if m == "full" else k))
+        ratio = tokens[("greedy", k)] / other if other else float("nan")
+        comp.append(f"| {m} | {where} | {_pm(d)} | {_beyond(d)} | {ratio:.2f} |")
     n_eval = len(results[0].generations) if results else 0
     return "\n".join([
         "# Students trained on pruned chains", "",
         f"Student `{config.get('student')}` with LoRA (rank {config['settings']['rank']}, "
         f"{config['settings']['epochs']} epochs, lr {config['settings']['lr']:g}), evaluated by greedy generation "
         f"on {n_eval} held-out questions (at most {config.get('max_new_tokens')} new tokens). "
-        "`base` is the model before fine-tuning.", "",
+        "`base` is the model before fine-tuning. A difference is beyond the seed spread when its mean "
+        "over seeds is positive and larger than its standard deviation.", "",
         *lines, "", *comp, "",
     ])
 
