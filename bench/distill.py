@@ -12,7 +12,7 @@ Three steps, each resumable (a rerun reuses every finished chain and student):
 
 Prints the results table and the paired comparisons, and writes ``bench/results/distill.json``.
 
-    python bench/distill.py                       # 64 chains, 40 held-out, seeds 0,1 (about 2 h on 2 cores)
+    python bench/distill.py    # 48 chains, 40 held-out, seeds 0,1: about 1 h to prune, 1 h to distill on 2 cores
     python bench/distill.py --train 8 --heldout 8 --seeds 0 --epochs 1   # a quick look
 """
 
@@ -44,13 +44,13 @@ PROBLEMS = dict(min_steps=2, max_steps=3, min_tokens=50, max_tokens=110)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/distill"), help="working folder (resumed)")
-    ap.add_argument("--train", type=int, default=64, help="chains to prune and train on")
+    ap.add_argument("--train", type=int, default=48, help="chains to prune and train on")
     ap.add_argument("--heldout", type=int, default=40, help="held-out questions")
     ap.add_argument("--keeps", default="0.3,0.5")
     ap.add_argument("--methods", default="greedy,surprisal,random,uniform,full")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--eval-batch", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=Path("bench/results/distill.json"))
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                    methods=args.methods.split(","), seeds=seeds, heldout=read_chains(held_path), settings=settings,
                    on_student=lambda i, n, r, reused: print(
                        f"[student {i + 1}/{n}] {r.name}: accuracy {100 * r.accuracy:.1f}%, {r.reasoning_tokens:.1f} "
-                       f"reasoning tokens, loss {r.loss_before} -> {r.loss_after} "
+                       f"reasoning tokens, training loss {r.loss_first_epoch} -> {r.loss_last_epoch} "
                        f"({'reused' if reused else f'{r.seconds:.0f} s'})", flush=True))
     write_distill_outputs(done.students, args.out / "distill", done.config)
     distill_seconds = time.perf_counter() - t0

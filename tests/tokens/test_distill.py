@@ -189,7 +189,7 @@ def test_cli_writes_table_plot_and_report(pruned_dir, tiny_folder, tmp_path, cap
 def test_comparisons_pair_students_by_seed():
     def student(method, keep, seed, acc, tokens):
         return D.StudentResult(name=f"{method}-{keep}-{seed}", method=method, keep=keep, seed=seed, train_chains=4,
-                               train_chain_tokens=10.0, loss_before=1.0, loss_after=0.5, step_losses=[],
+                               train_chain_tokens=10.0, loss_first_epoch=1.0, loss_last_epoch=0.5, step_losses=[],
                                accuracy=acc, concluded=1.0, reasoning_tokens=tokens, generated_tokens=tokens,
                                seconds=0.0)
 

@@ -277,7 +277,8 @@ def _pad_id(tokenizer) -> int:
 
 
 def mean_loss(model, examples: Sequence[Example], tokenizer, *, batch_size: int = 8) -> float:
-    """Mean per-token cross-entropy (nats) of ``examples``' targets under ``model``."""
+    """Mean per-token cross-entropy (nats) of ``examples``' targets under ``model`` (a student, or the
+    untrained model), for checking what a student learnt on any chains."""
     torch = require("torch", "tokens")
     total, count = 0.0, 0
     with torch.no_grad():
@@ -376,8 +377,8 @@ class StudentResult:
     seed: int | None
     train_chains: int
     train_chain_tokens: float
-    loss_before: float | None
-    loss_after: float | None
+    loss_first_epoch: float | None
+    loss_last_epoch: float | None
     step_losses: list[float]
     accuracy: float
     concluded: float
@@ -513,7 +514,6 @@ def distill(pruned: PrunedRun, out: str | os.PathLike, student: CausalLM, *, kee
     open_run(out, config, restart=restart, caller="tokens-distill", checkpoints=ckpt)
     plan = plan_students(methods, keys, seeds)
     results: list[StudentResult] = []
-    base_loss: dict[tuple[str, str | None], float] = {}  # the untrained loss of each training set
     for i, spec in enumerate(plan):
         path = ckpt / f"{spec.name}.json"
         res = _load_checkpoint(path)
@@ -521,17 +521,13 @@ def distill(pruned: PrunedRun, out: str | os.PathLike, student: CausalLM, *, kee
         if res is None:
             t0 = time.perf_counter()
             if spec.method == BASE:
-                model, losses, before, after, examples = student.model, [], None, None, []
+                model, losses, examples = student.model, [], []
             else:
-                which = (spec.method, None if spec.method == "full" else spec.keep)
-                examples = sets[which]
+                examples = sets[(spec.method, None if spec.method == "full" else spec.keep)]
                 assert spec.seed is not None
-                if which not in base_loss:
-                    base_loss[which] = mean_loss(student.model, examples, tok, batch_size=settings.batch_size)
-                before = base_loss[which]
                 model, losses = train_student(student, examples, settings, spec.seed)
-                after = mean_loss(model, examples, tok, batch_size=settings.batch_size)
                 _save_adapter(model, ckpt / f"{spec.name}.safetensors")
+            steps = -(-len(examples) // settings.batch_size)  # training steps per epoch
             gens = evaluate(model, tok, tests, connector=connector, max_new_tokens=max_new,
                             batch=settings.eval_batch)
             res = StudentResult(
@@ -539,7 +535,8 @@ def distill(pruned: PrunedRun, out: str | os.PathLike, student: CausalLM, *, kee
                 keep=1.0 if spec.method == "full" else (float(spec.keep) if spec.keep else None), seed=spec.seed,
                 train_chains=len(examples),
                 train_chain_tokens=_mean([e.chain_tokens for e in examples]) if examples else 0.0,
-                loss_before=before, loss_after=after, step_losses=losses,
+                loss_first_epoch=_mean(losses[:steps]) if losses else None,
+                loss_last_epoch=_mean(losses[-steps:]) if losses else None, step_losses=losses,
                 accuracy=_mean([g["correct"] for g in gens]),
                 concluded=_mean([g["concluded"] for g in gens]),
                 reasoning_tokens=_mean([g["reasoning_tokens"] for g in gens]),
@@ -568,7 +565,7 @@ class MethodSummary:
     accuracy_sd: float
     reasoning_tokens: float
     train_chain_tokens: float
-    loss_after: float | None
+    loss_last_epoch: float | None
 
 
 def summarise(results: Sequence[StudentResult]) -> list[MethodSummary]:
@@ -579,7 +576,7 @@ def summarise(results: Sequence[StudentResult]) -> list[MethodSummary]:
     out = []
     for (m, k), rs in groups.items():
         acc = [r.accuracy for r in rs]
-        losses = [r.loss_after for r in rs if r.loss_after is not None]
+        losses = [r.loss_last_epoch for r in rs if r.loss_last_epoch is not None]
         out.append(MethodSummary(m, k, len(rs), _mean(acc), float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
                                  _mean([r.reasoning_tokens for r in rs]), _mean([r.train_chain_tokens for r in rs]),
                                  _mean(losses) if losses else None))
@@ -628,10 +625,10 @@ def summary_markdown(results: Sequence[StudentResult], config: dict[str, Any]) -
     """The results table and the paired comparisons, as Markdown."""
     rows = summarise(results)
     lines = ["| method | keep | seeds | accuracy (%) | reasoning tokens generated | chain tokens trained on | "
-             "train loss after |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "training loss, last epoch |", "|---|---:|---:|---:|---:|---:|---:|"]
     for s in rows:
         keep = "-" if s.keep is None else f"{s.keep:g}"
-        loss = "-" if s.loss_after is None else f"{s.loss_after:.3f}"
+        loss = "-" if s.loss_last_epoch is None else f"{s.loss_last_epoch:.3f}"
         lines.append(f"| {s.method} | {keep} | {s.seeds} | {100 * s.accuracy:.1f} ± {100 * s.accuracy_sd:.1f} | "
                      f"{s.reasoning_tokens:.1f} | {s.train_chain_tokens:.1f} | {loss} |")
     tokens = {(s.method, s.keep): s.reasoning_tokens for s in rows}
