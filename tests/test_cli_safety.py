@@ -77,6 +77,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "audit": [("--embeddings {d}/emb --scores {d}/s.parquet --out {d}/emb", "would overwrite the input")],
     "tokens": [("--chains {d}/chains.jsonl --out {d}/chains.jsonl", "would overwrite the input")],
     "tokens-generate": [("--out {d}/a-folder", "is a folder")],
+    "tokens-distill": [
+        ("--pruned {d}/emb --out {d}/emb/students", "would overwrite the input"),
+        ("--pruned {d}/emb --out {d}/a-file", "is a file"),
+    ],
     "demo": [("--out {d}/a-file", "is a file")],
     "prune": [("--data {d}/data.npz --keep 0.5 --out {d}/a-file", "is a file")],
     "export": [

@@ -73,7 +73,7 @@ _registered: list[str] = []
 # runs and again at every atomic write while it runs (an output folder's files, twin files).
 OUTPUT_OPTIONS = ("out", "plot", "record_dir")
 # commands whose --out is a folder; every other command's --out is one file
-FOLDER_OUTPUTS = frozenset({"embed", "demo", "dedup", "curve", "audit", "tokens", "prune"})
+FOLDER_OUTPUTS = frozenset({"embed", "demo", "dedup", "curve", "audit", "tokens", "tokens-distill", "prune"})
 # commands whose --out is a file or a folder by another option (export --format); the library checks
 EITHER_OUTPUTS = frozenset({"export"})
 

@@ -184,6 +184,10 @@ def test_cli_writes_table_plot_and_report(pruned_dir, tiny_folder, tmp_path, cap
     assert "no such folder" in capsys.readouterr().err
     assert main([*args[:-2], "--keep", "0.3", "--out", str(tmp_path / "y")]) == 2
     assert "was not pruned" in capsys.readouterr().err
+    before = sorted(p.name for p in pruned.iterdir())
+    assert main([*args[:-2], "--out", str(pruned)]) == 2  # the pruned chains are an input
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert sorted(p.name for p in pruned.iterdir()) == before
 
 
 def test_comparisons_pair_students_by_seed():

@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, completed=i + 1, total=n)
 
             done = distill(run, out, lm, keeps=keeps, methods=method_list, seeds=seed_list, heldout=held,
-                              holdout=holdout, settings=settings, restart=restart, on_student=report)
+                           holdout=holdout, settings=settings, restart=restart, on_student=report)
         prov = provenance(inputs={"--pruned": pruned / "tokens.jsonl", "--student": student,
                                   **({"--heldout": heldout} if heldout is not None else {})},
                           seed=seed_list[0], started=started)
