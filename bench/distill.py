@@ -12,7 +12,7 @@ Three steps, each resumable (a rerun reuses every finished chain and student):
 
 Prints the results table and the paired comparisons, and writes ``bench/results/distill.json``.
 
-    python bench/distill.py    # 48 chains, 40 held-out, seeds 0,1: about 1 h to prune, 1 h to distill on 2 cores
+    python bench/distill.py    # 40 chains, 40 held-out, seeds 0,1: about 45 min to prune, 41 to distill on 2 cores
     python bench/distill.py --train 8 --heldout 8 --seeds 0 --epochs 1   # a quick look
 """
 
@@ -44,7 +44,7 @@ PROBLEMS = dict(min_steps=2, max_steps=3, min_tokens=50, max_tokens=110)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/distill"), help="working folder (resumed)")
-    ap.add_argument("--train", type=int, default=48, help="chains to prune and train on")
+    ap.add_argument("--train", type=int, default=40, help="chains to prune and train on")
     ap.add_argument("--heldout", type=int, default=40, help="held-out questions")
     ap.add_argument("--keeps", default="0.3,0.5")
     ap.add_argument("--methods", default="greedy,surprisal,random,uniform,full")
@@ -78,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = StudentSettings(epochs=args.epochs, lr=args.lr, eval_batch=args.eval_batch)
     t0 = time.perf_counter()
-    done = distill(read_pruned(args.out / "tok"), args.out / "distill", lm, keeps=keeps,
+    students = args.out / f"distill-train{args.train}"
+    done = distill(read_pruned(args.out / "tok"), students, lm, keeps=keeps,
                    methods=args.methods.split(","), seeds=seeds, heldout=read_chains(held_path), settings=settings,
                    on_student=lambda i, n, r, reused: print(
                        f"[student {i + 1}/{n}] {r.name}: accuracy {100 * r.accuracy:.1f}%, {r.reasoning_tokens:.1f} "
                        f"reasoning tokens, training loss {r.loss_first_epoch} -> {r.loss_last_epoch} "
                        f"({'reused' if reused else f'{r.seconds:.0f} s'})", flush=True))
-    write_distill_outputs(done.students, args.out / "distill", done.config)
+    write_distill_outputs(done.students, students, done.config)
     distill_seconds = time.perf_counter() - t0
 
     table = summary_markdown(done.students, done.config)
