@@ -130,6 +130,13 @@ def test_pairs_above_are_the_exact_pairs_and_values(kind):
     np.testing.assert_array_equal(i, hi)  # every decision is float64's, in row-major order
     np.testing.assert_array_equal(j, hj)
     np.testing.assert_allclose(v, exact[hi, hj], rtol=0, atol=1e-14)  # and so is every value
+    z = np.concatenate([a[:150], b[:100]])  # rows 150 + i are near rows i
+    with kernel(kind):
+        li, lj, lv = pairs_above(z, z, thr, lower=True)
+    self_exact = z.astype(np.float64) @ z.astype(np.float64).T
+    si, sj = np.nonzero(np.tril(self_exact > thr, k=-1))
+    assert len(si) >= 50 and np.array_equal(li, si) and np.array_equal(lj, sj)
+    np.testing.assert_allclose(lv, self_exact[si, sj], rtol=0, atol=1e-14)
 
 
 def test_plain_fp32_pairs_compare_the_fp32_product_as_a_number():

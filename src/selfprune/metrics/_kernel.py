@@ -383,8 +383,11 @@ def _nearest_block(x, c, c64, top, kind):
     return exact, labels
 
 
-def pairs_above(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair whose similarity ``a[i] . b[j]`` exceeds ``thr``: ``(i, j, value)``, row-major.
+def pairs_above(a: np.ndarray, b: np.ndarray, thr: float, *, lower: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair whose similarity ``a[i] . b[j]`` exceeds ``thr``: ``(i, j, value)``, row-major;
+    with ``lower``, only the pairs with ``j < i`` (for ``a`` against itself: no row with itself,
+    each pair once).
 
     The checked kernels find the candidates with the fast product and its bound and compute each
     one in float64, so the pairs and values are the exact reference's. The plain ``fp32`` kernel
@@ -399,7 +402,7 @@ def pairs_above(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray, n
             lim = np.float32(thr)
             if float(lim) > thr:
                 lim = np.nextafter(lim, np.float32(-np.inf))
-        i, j = np.nonzero(s > lim)
+        i, j = _lower(*np.nonzero(s > lim), lower)
         return i, j, s[i, j].astype(np.float64)
     a = np.ascontiguousarray(a, dtype=np.float32)
     b = np.ascontiguousarray(b, dtype=np.float32)
@@ -409,7 +412,7 @@ def pairs_above(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray, n
     else:  # numpy's fp32 product, as the plain kernel computes it
         s, beta = a @ b.T, _fp32_bound(a, b)
     lim = np.nextafter((thr - beta).astype(np.float32), np.float32(-np.inf))  # never above thr - beta
-    i, j = np.nonzero(s >= lim[:, None])
+    i, j = _lower(*np.nonzero(s >= lim[:, None]), lower)
     v = np.empty(len(i), dtype=np.float64)
     for p in range(0, len(i), 65_536):
         ii, jj = i[p : p + 65_536], j[p : p + 65_536]
@@ -417,6 +420,13 @@ def pairs_above(a: np.ndarray, b: np.ndarray, thr: float) -> tuple[np.ndarray, n
                                       optimize=False)
     keep = v > thr
     return i[keep], j[keep], v[keep]
+
+
+def _lower(i: np.ndarray, j: np.ndarray, lower: bool) -> tuple[np.ndarray, np.ndarray]:
+    if not lower:
+        return i, j
+    keep = j < i
+    return i[keep], j[keep]
 
 
 ROW_BLOCK = 256

@@ -528,9 +528,7 @@ def _greedy(
         live = np.flatnonzero(~hit)
         if len(live) == 0:
             continue
-        i, j, v = pairs_above(rows, rows, thr)
-        back = j < i
-        i, j, v = i[back], j[back], v[back]
+        i, j, v = pairs_above(rows, rows, thr, lower=True)
         at = np.full(b - a, -1, dtype=np.int64)
         at[live] = np.arange(len(live))
         both = (at[i] >= 0) & (at[j] >= 0)
