@@ -11,15 +11,18 @@ time of the metric call alone:
   float32 (``memory``) and on the float16 store streamed (``stream``): time per example and the ratio;
   the results must be identical (the script checks it and says so);
 * **at ``--big-n``** (default 10M, 7.7 GB on disk): the metrics of ``--big-metrics`` streamed,
-  peak memory against the 2 GB bound;
+  peak memory against the 2 GB bound (dedup with ``--big-dedup-k`` clusters, and its recall and
+  precision of the planted groups);
 * **Ray** (``--ray``): prototypes at ``--n`` on ``--engine ray`` with 2 local workers against local.
 
 Settings: prototypes and dedup with ``--k`` clusters (``--big-k`` at ``--big-n``), pseudo-labels
 k = 100 with the neighbour head fitted on 20,000 rows for 10 epochs (the fit is the same on both
 paths; the map over all rows is what streams), density with 10 neighbours among the default
-reference (all rows up to 500,000, a sample beyond), dedup at eps = 0.05.
+reference (all rows up to 250,000, a seeded sample beyond), dedup at eps = 0.05.
 
-Run: ``python bench/scale.py`` (about 20 minutes on 2 cores; ``--big-n 0`` skips the 10M part).
+Run: ``python bench/scale.py`` (about 20 minutes on 2 cores; ``--big-n 0`` skips the 10M part,
+``--n 0`` the side-by-side part). With ``--work DIR`` the stores are kept there and reused by the
+next run with the same settings.
 Prints a table and writes ``bench/results/scale.json``.
 """
 
@@ -42,8 +45,22 @@ EPS = 0.05
 
 
 def make_store(path: Path, n: int, dim: int, centres: int, seed: int, chunk_rows: int = 65_536) -> np.ndarray:
-    """Write the float16 store; returns the planted group of every row (-1: none)."""
+    """Write the float16 store; returns the planted group of every row (-1: none).
+
+    A complete store of the same settings left in ``--work`` by an earlier run is reused, with
+    its planted groups (``<store>.groups.npy``), instead of being written again."""
     from selfprune.io.store import EmbeddingStore
+
+    groups = path.with_name(path.name + ".groups.npy")
+    if groups.is_file() and (path / "manifest.json").is_file():
+        old = EmbeddingStore(path)
+        if old.manifest.get("complete") and old.manifest["params"] == {"centres": centres, "seed": seed} \
+                and len(old) == n and old.dim == dim:  # fmt: skip
+            return np.load(groups)
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
 
     rng = np.random.default_rng(seed)
     c = rng.normal(size=(centres, dim)).astype(np.float32)
@@ -74,6 +91,7 @@ def make_store(path: Path, n: int, dim: int, centres: int, seed: int, chunk_rows
             next_group += 1
             at += s
         store.write_chunk(i, v)
+    np.save(groups, group)
     return group
 
 
@@ -143,6 +161,7 @@ def main() -> None:
     ap.add_argument("--centres", type=int, default=2000)
     ap.add_argument("--k", type=int, default=1000, help="clusters of prototypes and dedup at --n")
     ap.add_argument("--big-k", type=int, default=100, help="clusters of prototypes at --big-n")
+    ap.add_argument("--big-dedup-k", type=int, default=1000, help="clusters of dedup at --big-n")
     ap.add_argument("--metrics", default=",".join(METRICS))
     ap.add_argument("--big-metrics", default="prototypes,pseudo-labels")
     ap.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True)
@@ -165,9 +184,10 @@ def main() -> None:
     rows, checks = [], {}
     t0 = time.perf_counter()
     small = work / f"store-{a.n}"
-    group = make_store(small, a.n, a.dim, a.centres, seed=0)
-    print(f"wrote {a.n:,} x {a.dim} float16 store in {time.perf_counter() - t0:.0f} s", flush=True)
-    for metric in a.metrics.split(","):
+    if a.n:
+        group = make_store(small, a.n, a.dim, a.centres, seed=0)
+        print(f"{a.n:,} x {a.dim} float16 store ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    for metric in a.metrics.split(",") if a.n and a.metrics else ():
         pair = {p: measure(small, metric, p, a.k, work) for p in ("memory", "stream")}
         same = same_result(pair["memory"]["result"], pair["stream"]["result"])
         checks[f"{metric} identical (memory vs stream)"] = same
@@ -179,7 +199,7 @@ def main() -> None:
             pair["stream"].update(dedup_quality(pair["stream"]["result"], group))
         print(f"{metric}: memory {pair['memory']['seconds']:.1f} s, stream {pair['stream']['seconds']:.1f} s "
               f"(x{pair['stream']['ratio_to_memory']:.2f}), identical: {same}", flush=True)  # fmt: skip
-    if a.ray:
+    if a.ray and a.n:
         local = next((r for r in rows if r["metric"] == "prototypes" and r["path"] == "stream"), None)
         ray = measure(small, "prototypes", "stream", a.k, work, engine="ray")
         ray.update(n=a.n, k=a.k, us_per_example=1e6 * ray["seconds"] / a.n)
@@ -191,13 +211,16 @@ def main() -> None:
     if a.big_n:
         big = work / f"store-{a.big_n}"
         t1 = time.perf_counter()
-        make_store(big, a.big_n, a.dim, a.centres, seed=1)
+        big_group = make_store(big, a.big_n, a.dim, a.centres, seed=1)
         size = sum(f.stat().st_size for f in big.iterdir())
-        print(f"wrote {a.big_n:,} x {a.dim} float16 store ({size / 1e9:.1f} GB) in {time.perf_counter() - t1:.0f} s",
+        print(f"{a.big_n:,} x {a.dim} float16 store ({size / 1e9:.1f} GB) ready in {time.perf_counter() - t1:.0f} s",
               flush=True)  # fmt: skip
         for metric in a.big_metrics.split(","):
-            r = measure(big, metric, "stream", a.big_k, work)
-            r.update(n=a.big_n, k=a.big_k, us_per_example=1e6 * r["seconds"] / a.big_n, store_gb=size / 1e9)
+            k = a.big_dedup_k if metric == "dedup" else a.big_k
+            r = measure(big, metric, "stream", k, work)
+            r.update(n=a.big_n, k=k, us_per_example=1e6 * r["seconds"] / a.big_n, store_gb=size / 1e9)
+            if metric == "dedup":
+                r.update(dedup_quality(r["result"], big_group))
             rows.append(r)
             print(f"{metric} at {a.big_n:,}: {r['seconds']:.0f} s, peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
 

@@ -64,3 +64,10 @@ def slow_while_flagged(chunk, lo, state):
     if Path(str(state["flag"])).exists():
         time.sleep(0.4)
     return row_stats(chunk, lo, state)
+
+
+def node_of(chunk, lo, state):
+    """``row_stats``, plus the id of the Ray node that ran the chunk (a per-chunk value)."""
+    import ray
+
+    return {**row_stats(chunk, lo, state), "node": np.array([ray.get_runtime_context().get_node_id()])}

@@ -20,6 +20,7 @@ from selfprune.engine.base import (  # noqa: E402
     ArraySource,
     ChunkError,
     Engine,
+    GroupedSource,
     LocalEngine,
     StoreSource,
     as_source,
@@ -90,6 +91,26 @@ def test_store_source_reopens_from_its_spec(tmp_path):
     assert [again.bounds(i) for i in range(again.n_chunks)] == [(0, 25), (25, 50), (50, 75), (75, 90)]
     for i in range(src.n_chunks):
         np.testing.assert_array_equal(again.chunk(i), src.chunk(i))
+
+
+def test_grouped_source_chunks_are_the_groups_rows_and_map_like_any_source(tmp_path):
+    x = cf.toy_data(n=90)
+    order = np.array([5, 80, 3, 3, 61, 17, 0, 89], dtype=np.int64)  # a row may appear in two groups
+    bounds = np.array([0, 3, 3, 6, 8])  # group 1 is empty
+    for base in (ArraySource(x, chunk_rows=20), StoreSource(_store(tmp_path / "s", x, chunk_rows=25))):
+        g = GroupedSource(base, order, bounds)
+        assert g.n_chunks == 4 and len(g) == 8 and [g.bounds(i) for i in range(4)] == [(0, 3), (3, 3), (3, 6), (6, 8)]
+        for i in range(4):
+            np.testing.assert_array_equal(g.chunk(i), x[order[slice(*g.bounds(i))]])
+        np.testing.assert_array_equal(g.rows_of_chunk(2, np.array([2, 0])), x[[17, 3]])
+        got = LocalEngine().map(cf.row_stats, g, STATE)
+        np.testing.assert_array_equal(np.concatenate([p["proj"] for p in got]), x[order].astype(np.float64) @ DIRECTION)
+        assert [list(p["row"]) for p in got] == [[0, 1, 2], [], [3, 4, 5], [6, 7]]  # positions along the order
+    other = GroupedSource(ArraySource(x, chunk_rows=20), order[::-1].copy(), bounds)
+    assert other.fingerprint() != GroupedSource(ArraySource(x, chunk_rows=20), order, bounds).fingerprint()
+    for bad in ([1, 3, 8], [0, 5, 3, 8], [0, 3, 9]):
+        with pytest.raises(InvalidInputError, match="group bounds"):
+            GroupedSource(ArraySource(x), order, np.array(bad))
 
 
 class _Backwards(Engine):

@@ -266,3 +266,55 @@ def test_engine_starts_and_stops_its_own_local_cluster(tmp_path):
     done = subprocess.run([sys.executable, "-c", OWN_CLUSTER], capture_output=True, text=True, env=env, timeout=150)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
     assert not (tmp_path / ".ray" / "auth_token").exists()  # a loopback cluster needs no token
+
+
+TWO_NODES = """
+import numpy as np, ray
+from ray.cluster_utils import Cluster
+import engine_chunkfns as cf
+from selfprune.engine.base import ArraySource, LocalEngine
+from selfprune.engine.ray import RayEngine
+from selfprune.io.store import EmbeddingStore
+from selfprune.metrics.prototypes import prototypes
+from selfprune.metrics.semdedup import semdedup
+
+nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20})
+nodes.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+nodes.wait_for_nodes()
+engine = RayEngine(address=nodes.address, workdir="WORK/parts")
+try:
+    src = ArraySource(cf.toy_data(n=400), chunk_rows=25)
+    state = {"direction": np.linspace(-1.0, 1.0, 6)}
+    got = engine.map(cf.node_of, src, state)
+    want = LocalEngine().map(cf.row_stats, src, state)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(got, want, strict=True) for k in b), "results differ"
+    ran_on = {str(p["node"][0]) for p in got}
+    assert len(ran_on) == 2, f"the chunks ran on {len(ran_on)} node(s), not both"
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 8)).astype(np.float32)
+    x[280:290] = x[10:20] + 1e-4
+    store = EmbeddingStore.from_array("WORK/store", x, chunk_rows=64)
+    for data in (x, store):
+        a = semdedup(data, eps=0.01, k=4, seed=0, engine=engine)
+        b = semdedup(data, eps=0.01, k=4, seed=0)
+        assert np.array_equal(a.kept, b.kept) and np.array_equal(a.duplicate_of, b.duplicate_of), "dedup differs"
+        assert len(b.removed) >= 10
+        p, q = prototypes(data, k=4, seed=1, engine=engine), prototypes(data, k=4, seed=1)
+        assert np.array_equal(p.values, q.values), "prototypes differ"
+finally:
+    engine.close()
+    ray.shutdown()
+    nodes.shutdown()
+print("ok")
+"""
+
+
+def test_two_node_cluster_uses_both_nodes_and_equals_local(tmp_path):
+    """A cluster of two Ray nodes (head and worker, one CPU each) joined by address: chunks run on
+    both nodes and the results, dedup's cluster tasks included, equal the local engine's."""
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", HOME=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
+    script = TWO_NODES.replace("WORK", str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=170)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]

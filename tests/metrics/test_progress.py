@@ -20,3 +20,15 @@ def test_knn_density_progress(clustered):
     s = knn_density(clustered, k=5, progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (len(clustered), len(clustered))
     np.testing.assert_array_equal(s.values, knn_density(clustered, k=5).values)
+
+
+def test_semdedup_progress_counts_the_cluster_pass(clustered):
+    from selfprune.metrics.semdedup import semdedup
+
+    calls = []
+    r = semdedup(clustered, eps=0.05, k=6, seed=0, progress=lambda d, t: calls.append((d, t)))
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(calls) == 6  # one call per cluster task
+    assert calls[-1][0] == calls[-1][1] >= len(clustered)  # its rows, and the rows cross-checked
+    want = semdedup(clustered, eps=0.05, k=6, seed=0)
+    np.testing.assert_array_equal(r.kept, want.kept)

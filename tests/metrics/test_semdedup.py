@@ -330,3 +330,74 @@ def test_duplicates_across_a_cluster_boundary():
     within = semdedup(x, eps=0.01, k=2, seed=0, cross_check=False)
     assert p in within.kept and q in within.kept
     assert within.meta["cross_check"] is False
+
+
+def _sequential_pass(plan, thr):
+    """The cross-checked cluster pass as one sequential walk, cluster after cluster (the
+    definition the per-cluster tasks plus the driver's settling must reproduce exactly).
+    Returns (duplicate-of row per row, similarity per row, clusters whose kept set the matches
+    from earlier clusters changed)."""
+    from selfprune.metrics.semdedup import _best_match, _cross_lists
+
+    n = plan.n
+    dup, sim = np.full(n, -1, dtype=np.int64), np.zeros(n)
+    pre_best, pre_row = np.full(n, -np.inf), np.full(n, -1, dtype=np.int64)
+    changed = 0
+    for walk, later in zip(plan.walks, _cross_lists(plan), strict=True):
+        xc = plan.x[walk] * plan.inv_norm[walk, None]
+        pos_dup, pos_sim = _greedy(xc, thr, plan.tile, pre_best[walk])
+        changed += not np.array_equal(pos_dup == -1, _greedy(xc, thr, plan.tile)[0] == -1)
+        gone = pos_dup != -1
+        dup[walk[pos_dup >= 0]] = walk[pos_dup[pos_dup >= 0]]
+        dup[walk[pos_dup == -2]] = pre_row[walk[pos_dup == -2]]
+        sim[walk[gone]] = pos_sim[gone]
+        if len(later):
+            xr = plan.x[later] * plan.inv_norm[later, None]
+            best, arg = _best_match(xr, xc, np.flatnonzero(~gone), plan.tile, thr)
+            pre_best[later] = best
+            pre_row[later] = np.where(arg >= 0, walk[np.maximum(arg, 0)], -1)
+    return dup, sim, changed
+
+
+def _crowded(seed, n=240, dim=3):
+    """Dense points on a low-dimensional sphere: many duplicate chains cross cluster boundaries."""
+    return _unit(np.random.default_rng(seed).normal(size=(n, dim)))
+
+
+def test_cluster_tasks_reproduce_the_sequential_cross_checked_walk():
+    from selfprune.metrics.semdedup import _dedup_clusters, _plan
+
+    changed = 0
+    for seed in range(6):
+        x = _crowded(seed)
+        eps, k, tile = (0.002, 0.01, 0.03)[seed % 3], 4 + seed % 3, (7, 64)[seed % 2]
+        plan = _plan(x, k=k, ids=None, order="farthest", seed=seed, tile=tile, niter=10, max_points_per_centroid=256,
+                     cross_check=True, caller="test", engine=None)  # fmt: skip
+        ((_, d, s),) = _dedup_clusters(plan, [eps], progress=None, engine=None)
+        want_d, want_s, c = _sequential_pass(plan, 1.0 - eps)
+        np.testing.assert_array_equal(d, want_d, err_msg=f"seed {seed}")
+        np.testing.assert_array_equal(s, want_s, err_msg=f"seed {seed}")
+        assert (d >= 0).any()
+        changed += c
+    assert changed > 0  # the cases reach the driver's second walk, not only the tasks' answers
+
+
+def test_cluster_pass_parts_are_reused_from_the_workdir(tmp_path):
+    from selfprune.engine import LocalEngine
+
+    x = _crowded(11, n=400)
+    want = semdedup(x, eps=0.01, k=5, seed=0)
+    eng = LocalEngine(workdir=tmp_path / "w")
+    first = semdedup(x, eps=0.01, k=5, seed=0, engine=eng)
+    tasks = [t for t in (tmp_path / "w").glob("task-*") if len(list(t.glob("part-*.npz"))) == 5]
+    assert len(tasks) == 1  # one part per cluster
+    parts = sorted(tasks[0].glob("part-*.npz"))
+    for p in parts[2:]:  # a run killed after two clusters
+        p.unlink()
+    stamps = {p: p.stat().st_mtime_ns for p in parts[:2]}
+    again = semdedup(x, eps=0.01, k=5, seed=0, engine=eng)
+    for r in (first, again):
+        np.testing.assert_array_equal(r.kept, want.kept)
+        np.testing.assert_array_equal(r.duplicate_of, want.duplicate_of)
+        np.testing.assert_array_equal(r.similarity, want.similarity)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())

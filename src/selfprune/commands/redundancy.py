@@ -183,7 +183,7 @@ def _dedup(x, ids, out: Path, *, eps, k, order, seed, tile, cross_check, source)
     from selfprune.metrics.semdedup import semdedup
 
     with progress_bar(transient=True) as bar:
-        task = bar.add_task("dedup: clusters", total=None)
+        task = bar.add_task("dedup: cluster pass", total=None)
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
@@ -227,7 +227,7 @@ def _sweep(x, ids, out: Path, grid: list[float], *, k, order, seed, tile, cross_
     from selfprune.report.redundancy import plot_eps_sweep
 
     with progress_bar(transient=True) as bar:
-        task = bar.add_task("eps sweep: clusters", total=None)
+        task = bar.add_task("eps sweep: cluster pass", total=None)
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)

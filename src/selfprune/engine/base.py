@@ -158,7 +158,7 @@ Source = ArraySource | StoreSource
 
 def as_source(x, *, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> Source:
     """Wrap an array, a ``.npy`` memory map or an EmbeddingStore as a chunked source."""
-    if isinstance(x, ArraySource | StoreSource):
+    if isinstance(x, ArraySource | StoreSource | GroupedSource):
         return x
     if hasattr(x, "read_chunk") and hasattr(x, "manifest"):
         return StoreSource(x)
@@ -184,6 +184,13 @@ def open_source(spec: Mapping[str, Any]) -> Source:
         from selfprune.io.store import EmbeddingStore
 
         return StoreSource(EmbeddingStore(spec["path"]))
+    if spec["kind"] == "grouped":
+        try:
+            with np.load(spec["index"], allow_pickle=False) as z:
+                order, bounds = z["order"], z["bounds"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{spec['index']} is missing or not a readable group index ({exc})") from exc
+        return GroupedSource(open_source(spec["base"]), order, bounds)
     if spec["kind"] == "npy":
         try:
             arr = np.load(spec["path"], mmap_mode="r", allow_pickle=False)
@@ -237,6 +244,61 @@ class RowReader:
             out[sel] = arr[pos[sel] - c * src.chunk_rows]
             del arr
         return out
+
+
+class GroupedSource:
+    """The rows of another source regrouped: chunk ``g`` is rows ``order[bounds[g]:bounds[g + 1]]``
+    of ``base`` (the members of one cluster, say), so a map runs one task per group.
+
+    Positions (``lo`` of a chunk, and the rows of its result) count along ``order``. A group may
+    be empty. Only in memory (``spec()`` is ``None``): the Ray engine writes the index beside the
+    task's parts (see ``selfprune.engine.ray``) and a worker reopens it with :func:`open_source`.
+    """
+
+    def __init__(self, base: Source, order: np.ndarray, bounds: np.ndarray) -> None:
+        self.base = base
+        self.order = np.asarray(order, dtype=np.int64)
+        self.group_bounds = np.asarray(bounds, dtype=np.int64)
+        if (
+            self.group_bounds.ndim != 1 or len(self.group_bounds) < 1 or self.group_bounds[0] != 0
+            or self.group_bounds[-1] != len(self.order) or np.any(np.diff(self.group_bounds) < 0)
+        ):  # fmt: skip
+            raise InvalidInputError("group bounds must rise from 0 to the length of the order")
+        self.ids: np.ndarray | None = None
+        self._rows = RowReader(base)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @property
+    def dim(self) -> int:
+        return self.base.dim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.group_bounds) - 1
+
+    def bounds(self, i: int) -> tuple[int, int]:
+        return int(self.group_bounds[i]), int(self.group_bounds[i + 1])
+
+    def chunk(self, i: int) -> np.ndarray:
+        lo, hi = self.bounds(i)
+        return self._rows[self.order[lo:hi]]
+
+    def rows_of_chunk(self, i: int, local: np.ndarray) -> np.ndarray:
+        return self._rows[self.order[self.bounds(i)[0] + np.asarray(local, dtype=np.int64)]]
+
+    def spec(self) -> None:
+        return None
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.order.tobytes())
+        h.update(self.group_bounds.tobytes())
+        return f"grouped:{h.hexdigest()}:{self.base.fingerprint()}"
 
 
 def rows_of(source: Source) -> np.ndarray | RowReader:
@@ -458,6 +520,7 @@ __all__ = [
     "open_source",
     "sample_rows",
     "RowReader",
+    "GroupedSource",
     "rows_of",
     "stack",
     "Engine",

@@ -42,6 +42,7 @@ import numpy as np
 from selfprune.engine.base import (
     ChunkError,
     Engine,
+    GroupedSource,
     fn_name,
     load_part,
     open_source,
@@ -151,7 +152,7 @@ class RayEngine(Engine):
             shutil.rmtree(task / "attempts", ignore_errors=True)  # worker deaths are counted per map
             state_path = task / "state.npz"
             _save_state(state_path, state)
-            spec = src.spec() or _spill(src, task / "source.npy")
+            spec = src.spec() or _spill(src, task)
             yield from self._submit(name, src, spec, state_path, task, todo)
         finally:
             if scratch is not None:
@@ -327,8 +328,19 @@ def _save_state(path: Path, state: Mapping[str, np.ndarray]) -> None:
             np.savez(fh, **{k: np.asarray(v) for k, v in state.items()})
 
 
-def _spill(src, path: Path) -> dict[str, Any]:
-    """Write an in-memory array to ``path`` (once per task) so that workers can map it."""
+def _spill(src, task: Path) -> dict[str, Any]:
+    """Write what workers cannot reopen into the task folder (once per task): an in-memory array
+    to ``source.npy``, a grouped source's index to ``groups.npz`` (and its base if in memory)."""
+    from selfprune.io.atomic import atomic_path
+
+    if isinstance(src, GroupedSource):
+        base = src.base.spec() or _spill(src.base, task)
+        index = task / "groups.npz"
+        with atomic_path(index) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, order=src.order, bounds=src.group_bounds)
+        return {"kind": "grouped", "base": base, "index": str(index.resolve())}
+    path = task / "source.npy"
     arr = src.array
     try:
         old = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -337,8 +349,6 @@ def _spill(src, path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         fresh = True
     if fresh:
-        from selfprune.io.atomic import atomic_path
-
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)

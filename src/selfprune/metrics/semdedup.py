@@ -26,12 +26,25 @@ materialises its similarity matrix. The input array is never copied as a whole.
 **At scale.** ``embeddings`` may be an EmbeddingStore or a ``.npy`` memory map (float16 or
 float32): rows are then read from disk as each step needs them (a cluster at a time), so memory is
 ``O(N)`` for the per-row bookkeeping (about 60 bytes a row) plus the largest cluster, never the
-whole array. The norm pass and the assignment run on the engine (chunk by chunk; the assignment's
-decisions are exact, so they depend neither on the batch nor on the input order). The cluster pass
-runs in the driver, clusters in order: with ``cross_check`` a cluster compares its rows with the
-kept rows of earlier clusters, so cluster ``c`` depends on clusters ``< c`` and they are not
-independent tasks (without the cross-check they would be, at the price of keeping both halves of a
-group cut by a boundary).
+whole array. Every pass runs on the engine, chunk by chunk: the norms, the assignment to the two
+nearest centroids (its decisions are exact, so they depend neither on the batch nor on the input
+order) and the cluster pass, one task per cluster.
+
+**The cluster pass as independent tasks, and the cross-check.** With ``cross_check`` a cluster
+compares its rows with the *kept* rows of earlier clusters, so cluster ``c`` depends on the
+clusters before it. The pass therefore runs in two steps that give exactly the sequential result:
+
+1. one independent task per cluster (on the engine, checkpointed with its ``workdir``): the greedy
+   walk of the cluster alone, and the best match among the rows it keeps for every later row that
+   names it as its second-nearest cluster;
+2. on the driver, clusters in walk order: a cluster none of whose rows matched a kept row of an
+   earlier cluster keeps its task's answer as it is. Only a cluster with such a match (a
+   duplicate group cut by a boundary) is walked again with those matches, and, if that changed
+   which of its rows are kept, its later rows are matched again against the new kept set.
+
+Step 2 redoes work only at boundary duplicates, so on most data it costs next to nothing; in the
+worst case (a match into every cluster) it walks every cluster a second time. Without the
+cross-check step 2 only collects the results.
 """
 
 from __future__ import annotations
@@ -43,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
-from selfprune.engine.base import Engine, RowReader, get_engine, rows_of, source_of, stack
+from selfprune.engine.base import Engine, GroupedSource, RowReader, Source, get_engine, rows_of, source_of, stack
 from selfprune.errors import InvalidInputError
 from selfprune.metrics._kernel import pairs_above
 from selfprune.metrics._kmeans import kmeans, nearest_centroids
@@ -125,7 +138,8 @@ def semdedup(
     ``cross_check``: also compare each example with the kept examples of its second-nearest
     cluster when that cluster comes earlier in the walk, so a duplicate group cut by a cluster
     boundary still keeps one member (the paper compares within clusters only).
-    ``progress(done, total)`` is called as clusters finish.
+    ``progress(done, total)`` is called as the cluster pass advances (rows of the pass, a cluster at
+    a time).
     """
     caller = "semdedup"
     eps = _check_eps(eps, caller=caller)
@@ -133,7 +147,7 @@ def semdedup(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
         max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller, engine=engine,
     )
-    kept_rows, dup_rows, sims = _dedup_clusters(plan, [eps], progress=progress)[0]
+    kept_rows, dup_rows, sims = _dedup_clusters(plan, [eps], progress=progress, engine=engine)[0]
     return _result(plan, eps, kept_rows, dup_rows, sims)
 
 
@@ -165,7 +179,7 @@ def semdedup_sweep(
         embeddings, k=k, ids=ids, order=order, seed=seed, tile=tile, niter=niter,
         max_points_per_centroid=max_points_per_centroid, cross_check=cross_check, caller=caller, engine=engine,
     )
-    outs = _dedup_clusters(plan, eps_list, progress=progress)
+    outs = _dedup_clusters(plan, eps_list, progress=progress, engine=engine)
     n = plan.n
     n_removed = np.array([n - len(kept) for kept, _, _ in outs], dtype=np.int64)
     return EpsSweep(
@@ -199,6 +213,7 @@ def _check_eps(eps, *, caller: str, name: str = "eps") -> float:
 
 @dataclass
 class _Plan:
+    source: Source  # the input, chunked
     x: np.ndarray | RowReader  # (N, D) float32 input (not normalised, not copied; a store is read by rows)
     ids: np.ndarray  # (N,) ids in input order
     n: int
@@ -297,7 +312,7 @@ def _plan(
     if cross_check and k_eff > 1:
         second = np.full(n, -1, dtype=np.int64)
         second[reps_by_id] = rep_second
-    return _Plan(x, ids, n, inv_norm, exact_of, cluster, walks, tile, second, meta)
+    return _Plan(src, x, ids, n, inv_norm, exact_of, cluster, walks, tile, second, meta)
 
 
 def inverse_norms_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
@@ -384,46 +399,26 @@ def assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
 
 
 def _dedup_clusters(
-    plan: _Plan, eps_list: list[float], *, progress: Progress | None
+    plan: _Plan, eps_list: list[float], *, progress: Progress | None, engine: Engine | str | None
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """For each eps: (kept rows, duplicate-of row per row (-1 = kept), similarity per row).
 
     The global walk is cluster 0's walk, then cluster 1's, ... An example is compared with the
     kept examples of its own cluster and, when ``plan.second`` says so, with the kept examples of
-    its second-nearest cluster if that one comes earlier in the walk (already final). The second
-    comparison is run right after each cluster is settled, for every later row that names it.
+    its second-nearest cluster if that one comes earlier in the walk (already final). The clusters
+    run as independent tasks (:func:`cluster_pass_chunk`); the driver then settles them in walk
+    order, walking again only a cluster that an earlier one reached (see the module docstring).
     """
     n = plan.n
     thresholds = [1.0 - e for e in eps_list]
     dup_of = [np.full(n, -1, dtype=np.int64) for _ in eps_list]
     sim = [np.zeros(n, dtype=np.float64) for _ in eps_list]
-    active = [e for e, eps in enumerate(eps_list) if eps > 0.0]
     # eps = 0: no cosine exceeds 1 (only float32 rounding could say otherwise) and bit-identical
     # rows are handled apart, so eps = 0 means exact duplicates only: no comparisons at all.
-    pre_best = {e: np.full(n, -np.inf, dtype=np.float64) for e in active}
-    pre_row = {e: np.full(n, -1, dtype=np.int64) for e in active}
-    cross = _cross_lists(plan) if active else None
-    total = len(plan.walks)
-    for c, walk in enumerate(plan.walks):
-        if len(walk) and active:
-            xc = plan.x[walk] * plan.inv_norm[walk, None]
-            later = cross[c] if cross is not None else np.empty(0, dtype=np.int64)
-            xr = plan.x[later] * plan.inv_norm[later, None] if len(later) else None
-            for e in active:
-                pos_dup, pos_sim = _greedy(xc, thresholds[e], plan.tile, pre_best[e][walk])
-                internal = pos_dup >= 0
-                external = pos_dup == -2
-                dup_of[e][walk[internal]] = walk[pos_dup[internal]]
-                dup_of[e][walk[external]] = pre_row[e][walk[external]]
-                gone = internal | external
-                sim[e][walk[gone]] = pos_sim[gone]
-                if xr is not None:
-                    kept_pos = np.flatnonzero(~gone)
-                    best, arg = _best_match(xr, xc, kept_pos, plan.tile, thresholds[e])
-                    pre_best[e][later] = best
-                    pre_row[e][later] = np.where(arg >= 0, walk[np.maximum(arg, 0)], -1)
-        if progress is not None:
-            progress(c + 1, total)
+    active = [e for e, eps in enumerate(eps_list) if eps > 0.0]
+    if active:
+        _settle(plan, [thresholds[e] for e in active], [dup_of[e] for e in active], [sim[e] for e in active],
+                progress=progress, engine=engine)  # fmt: skip
 
     outs = []
     copies = np.flatnonzero(plan.exact_of != np.arange(n))
@@ -438,6 +433,82 @@ def _dedup_clusters(
         kept_rows = np.flatnonzero(d < 0)
         outs.append((kept_rows, d, s))
     return outs
+
+
+def _settle(
+    plan: _Plan, thresholds: list[float], dup_of: list[np.ndarray], sim: list[np.ndarray], *,
+    progress: Progress | None, engine: Engine | str | None,
+) -> None:  # fmt: skip
+    """Fill ``dup_of``/``sim`` (one per threshold, in place) from the per-cluster tasks, walking
+    again on the driver the clusters that a kept row of an earlier cluster reaches."""
+    n = plan.n
+    cross = _cross_lists(plan)
+    groups = [np.concatenate([w, r]) for w, r in zip(plan.walks, cross, strict=True)]
+    order = np.concatenate(groups) if groups else np.empty(0, dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64)
+    is_walk = np.concatenate([np.arange(len(g)) < len(w) for g, w in zip(groups, plan.walks, strict=True)])
+    state = {
+        "inv_norm": plan.inv_norm[order],
+        "walk": is_walk,
+        "thresholds": np.asarray(thresholds, dtype=np.float64),
+        "tile": np.asarray(plan.tile, dtype=np.int64),
+    }
+    parts = get_engine(engine).map(cluster_pass_chunk, GroupedSource(plan.source, order, bounds), state,
+                                   progress=progress)  # fmt: skip
+    pre_best = [np.full(n, -np.inf, dtype=np.float64) for _ in thresholds]
+    pre_row = [np.full(n, -1, dtype=np.int64) for _ in thresholds]
+    for walk, later, part in zip(plan.walks, cross, parts, strict=True):
+        m = len(walk)
+        xc = None
+        for a, thr in enumerate(thresholds):
+            pos_dup, pos_sim = part["dup"][:m, a], part["sim"][:m, a]
+            pb = pre_best[a][walk]
+            walked_again = bool(np.isfinite(pb).any())
+            if walked_again:  # a kept row of an earlier cluster matches one of these rows
+                xc = _unit_rows(plan, walk) if xc is None else xc
+                alone = pos_dup == -1
+                pos_dup, pos_sim = _greedy(xc, thr, plan.tile, pb)
+                walked_again = not np.array_equal(pos_dup == -1, alone)
+            internal = pos_dup >= 0
+            external = pos_dup == -2
+            dup_of[a][walk[internal]] = walk[pos_dup[internal]]
+            dup_of[a][walk[external]] = pre_row[a][walk[external]]
+            gone = internal | external
+            sim[a][walk[gone]] = pos_sim[gone]
+            if len(later):
+                if walked_again:  # the kept set changed: match the later rows against it
+                    best, arg = _best_match(_unit_rows(plan, later), xc, np.flatnonzero(~gone), plan.tile, thr)
+                else:
+                    best, arg = part["sim"][m:, a], part["dup"][m:, a]
+                pre_best[a][later] = best
+                pre_row[a][later] = np.where(arg >= 0, walk[np.maximum(arg, 0)], -1)
+
+
+def _unit_rows(plan: _Plan, rows: np.ndarray) -> np.ndarray:
+    """Rows of the input normalised as every pass normalises them (by ``plan.inv_norm``)."""
+    return plan.x[rows] * plan.inv_norm[rows, None]
+
+
+def cluster_pass_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
+    """Chunk function: one cluster alone. ``chunk`` is the cluster's walk (the rows flagged in
+    ``state["walk"]``, in walk order), then the later rows naming it as second-nearest cluster.
+
+    Per threshold (a column each): for a walk row, the position of the earlier kept row it
+    duplicates (-1 kept) and the similarity (``dup``, ``sim``); for a later row, the position of
+    its best match among the kept walk rows above the threshold (-1: none) and that similarity
+    (``-inf``: none)."""
+    n = len(chunk)
+    m = int(np.count_nonzero(state["walk"][lo : lo + n]))
+    x = chunk * state["inv_norm"][lo : lo + n, None]
+    xc, xr = x[:m], x[m:]
+    tile = int(state["tile"])
+    thresholds = state["thresholds"]
+    dup = np.empty((n, len(thresholds)), dtype=np.int64)
+    sim = np.empty((n, len(thresholds)), dtype=np.float64)
+    for a, thr in enumerate(thresholds.tolist()):
+        dup[:m, a], sim[:m, a] = _greedy(xc, thr, tile)
+        sim[m:, a], dup[m:, a] = _best_match(xr, xc, np.flatnonzero(dup[:m, a] == -1), tile, thr)
+    return {"dup": dup, "sim": sim}
 
 
 def _cross_lists(plan: _Plan) -> list[np.ndarray]:
