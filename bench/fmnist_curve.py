@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--dynamics-n-seeds", type=int, default=2)
     ap.add_argument("--metrics", default=None, help="keep only these score names (comma-separated)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS and torch threads per training run")
+    ap.add_argument("--jobs", type=int, default=1, help="training runs in parallel worker processes")
     ap.add_argument("--balance-classes", action="store_true", help="every class gets its share of each subset")
     ap.add_argument("--cutoff", type=float, default=0.0, help="drop the hardest fraction first")
     ap.add_argument("--results", default="bench/results/fmnist_curve.json")
@@ -157,6 +158,7 @@ def main() -> None:
         balance_classes=args.balance_classes,
         cutoff=args.cutoff,
         progress=progress,
+        jobs=args.jobs,
     )
     timings["curve"] = time.perf_counter() - t
     analysis = analyze_curve(curve, bootstrap=100)
