@@ -10,7 +10,8 @@ on the ``n`` embeddings and tested on the first ``test`` test images. Stage 2 sc
 images (null controls), one shared supervised proxy (cross-fitted EL2N of a logistic regression on
 the pixels of 5,000 labelled examples), one shared untrained network, and the other encoders'
 scores (cross-encoder stability). Prints a table and
-writes ``bench/results/audit_fashion.json``.
+writes ``bench/results/audit_fashion.json`` (``--results``). ``--encoders contrastive --stage embed``
+times and probes one encoder alone, e.g. on all 60,000 images (``--n 60000``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,15 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=2_000)
     ap.add_argument("--out", default="bench/results/audit_fashion")
     ap.add_argument("--stage", choices=["embed", "audit", "all"], default="all")
+    ap.add_argument("--encoders", default=",".join(ENCODERS), help="encoders to embed with (the audit needs all three)")
+    ap.add_argument("--results", default="bench/results/audit_fashion.json")
     args = ap.parse_args()
+    encoders = [e for e in args.encoders.split(",") if e]
     out = Path(args.out)
     train = subset(load_source("fashion-mnist", split="train"), args.n)
     test = subset(load_source("fashion-mnist", split="test"), args.test)
     results: dict = {"n_train": len(train), "n_test": len(test), "encoders": {}}
-    res_path = Path("bench/results/audit_fashion.json")
+    res_path = Path(args.results)
     if res_path.is_file():
         results = {
             **json.loads(res_path.read_text()),
@@ -62,7 +66,7 @@ def main() -> None:
     if args.stage in ("embed", "all"):
         from selfprune.evaluate.trainers import get_trainer
 
-        for name in ENCODERS:
+        for name in encoders:
             enc = get_encoder(name, threads=2) if name != "pixels" else get_encoder(name)
             t0 = time.time()
             store = embed(

@@ -463,12 +463,12 @@ def _settle(
         for a, thr in enumerate(thresholds):
             pos_dup, pos_sim = part["dup"][:m, a], part["sim"][:m, a]
             pb = pre_best[a][walk]
-            walked_again = bool(np.isfinite(pb).any())
-            if walked_again:  # a kept row of an earlier cluster matches one of these rows
+            changed = False  # the kept set differs from the task's
+            if np.isfinite(pb).any():  # a kept row of an earlier cluster matches one of these rows
                 xc = _unit_rows(plan, walk) if xc is None else xc
                 alone = pos_dup == -1
                 pos_dup, pos_sim = _greedy(xc, thr, plan.tile, pb)
-                walked_again = not np.array_equal(pos_dup == -1, alone)
+                changed = not np.array_equal(pos_dup == -1, alone)
             internal = pos_dup >= 0
             external = pos_dup == -2
             dup_of[a][walk[internal]] = walk[pos_dup[internal]]
@@ -476,7 +476,7 @@ def _settle(
             gone = internal | external
             sim[a][walk[gone]] = pos_sim[gone]
             if len(later):
-                if walked_again:  # the kept set changed: match the later rows against it
+                if changed:  # match the later rows against the new kept set
                     best, arg = _best_match(_unit_rows(plan, later), xc, np.flatnonzero(~gone), plan.tile, thr)
                 else:
                     best, arg = part["sim"][m:, a], part["dup"][m:, a]
