@@ -13,7 +13,9 @@ time of the metric call alone:
 * **at ``--big-n``** (default 10M, 7.7 GB on disk): the metrics of ``--big-metrics`` streamed,
   peak memory against the 2 GB bound (dedup with ``--big-dedup-k`` clusters, and its recall and
   precision of the planted groups);
-* **Ray** (``--ray``): prototypes at ``--n`` on ``--engine ray`` with 2 local workers against local.
+* **Ray** (``--ray``): the metrics of ``--ray-metrics`` (default prototypes) at ``--n`` on
+  ``--engine ray`` with 2 local workers against the local streamed run (run it too, in
+  ``--metrics``, for the ratio and the equality check).
 
 Settings: prototypes and dedup with ``--k`` clusters (``--big-k`` at ``--big-n``), pseudo-labels
 k = 100 with the neighbour head fitted on 20,000 rows for 10 epochs (the fit is the same on both
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--metrics", default=",".join(METRICS))
     ap.add_argument("--big-metrics", default="prototypes,pseudo-labels")
     ap.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--ray-metrics", default="prototypes", help="metrics also run on the ray engine at --n")
     ap.add_argument("--work", default=None, help="folder for the stores (default: a temporary one)")
     ap.add_argument("--out", default=str(HERE / "results" / "scale.json"))
     # one measured case, in its own process
@@ -199,15 +202,15 @@ def main() -> None:
             pair["stream"].update(dedup_quality(pair["stream"]["result"], group))
         print(f"{metric}: memory {pair['memory']['seconds']:.1f} s, stream {pair['stream']['seconds']:.1f} s "
               f"(x{pair['stream']['ratio_to_memory']:.2f}), identical: {same}", flush=True)  # fmt: skip
-    if a.ray and a.n:
-        local = next((r for r in rows if r["metric"] == "prototypes" and r["path"] == "stream"), None)
-        ray = measure(small, "prototypes", "stream", a.k, work, engine="ray")
+    for metric in a.ray_metrics.split(",") if a.ray and a.n and a.ray_metrics else ():
+        local = next((r for r in rows if r["metric"] == metric and r["path"] == "stream"), None)
+        ray = measure(small, metric, "stream", a.k, work, engine="ray")
         ray.update(n=a.n, k=a.k, us_per_example=1e6 * ray["seconds"] / a.n)
         if local is not None:
             ray["ratio_to_local"] = ray["seconds"] / local["seconds"]
-            checks["prototypes identical (ray vs local)"] = same_result(ray["result"], local["result"])
+            checks[f"{metric} identical (ray vs local)"] = same_result(ray["result"], local["result"])
         rows.append(ray)
-        print(f"prototypes on ray (2 workers): {ray['seconds']:.1f} s", flush=True)
+        print(f"{metric} on ray (2 workers): {ray['seconds']:.1f} s", flush=True)
     if a.big_n:
         big = work / f"store-{a.big_n}"
         t1 = time.perf_counter()
