@@ -106,6 +106,11 @@ def test_grouped_source_chunks_are_the_groups_rows_and_map_like_any_source(tmp_p
         got = LocalEngine().map(cf.row_stats, g, STATE)
         np.testing.assert_array_equal(np.concatenate([p["proj"] for p in got]), x[order].astype(np.float64) @ DIRECTION)
         assert [list(p["row"]) for p in got] == [[0, 1, 2], [], [3, 4, 5], [6, 7]]  # positions along the order
+    # groups read ahead in batches of at most 2 rows (or 1 group), asked for in any order
+    store = StoreSource(_store(tmp_path / "s2", x, chunk_rows=25))
+    small = GroupedSource(store, order, bounds, prefetch_bytes=2 * 4 * x.shape[1])
+    for i in (2, 0, 3, 1, 2, 3):
+        np.testing.assert_array_equal(small.chunk(i), x[order[slice(*small.bounds(i))]])
     other = GroupedSource(ArraySource(x, chunk_rows=20), order[::-1].copy(), bounds)
     assert other.fingerprint() != GroupedSource(ArraySource(x, chunk_rows=20), order, bounds).fingerprint()
     for bad in ([1, 3, 8], [0, 5, 3, 8], [0, 3, 9]):

@@ -253,9 +253,16 @@ class GroupedSource:
     Positions (``lo`` of a chunk, and the rows of its result) count along ``order``. A group may
     be empty. Only in memory (``spec()`` is ``None``): the Ray engine writes the index beside the
     task's parts (see ``selfprune.engine.ray``) and a worker reopens it with :func:`open_source`.
+
+    A group's rows may be scattered over every chunk file of a store, so reading one group at a time
+    would open every file once per group. A read therefore takes the requested group and the groups
+    after it, up to ``prefetch_bytes`` of float32 rows, in one pass over the files, and serves those
+    groups from memory until they are asked for.
     """
 
-    def __init__(self, base: Source, order: np.ndarray, bounds: np.ndarray) -> None:
+    def __init__(
+        self, base: Source, order: np.ndarray, bounds: np.ndarray, *, prefetch_bytes: int = 128 * 2**20
+    ) -> None:
         self.base = base
         self.order = np.asarray(order, dtype=np.int64)
         self.group_bounds = np.asarray(bounds, dtype=np.int64)
@@ -265,7 +272,9 @@ class GroupedSource:
         ):  # fmt: skip
             raise InvalidInputError("group bounds must rise from 0 to the length of the order")
         self.ids: np.ndarray | None = None
+        self.prefetch_bytes = int(prefetch_bytes)
         self._rows = RowReader(base)
+        self._ahead: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.order)
@@ -286,8 +295,19 @@ class GroupedSource:
         return int(self.group_bounds[i]), int(self.group_bounds[i + 1])
 
     def chunk(self, i: int) -> np.ndarray:
-        lo, hi = self.bounds(i)
-        return self._rows[self.order[lo:hi]]
+        if i not in self._ahead:
+            self._ahead = self._read_from(i)
+        return self._ahead.pop(i)
+
+    def _read_from(self, i: int) -> dict[int, np.ndarray]:
+        """Groups ``i, i + 1, ...`` (at least ``i``) up to ``prefetch_bytes`` of rows, read at once."""
+        b = self.group_bounds
+        limit = b[i] + max(self.prefetch_bytes // (4 * self.dim), 1)
+        j = i + 1
+        while j < self.n_chunks and b[j + 1] <= limit:
+            j += 1
+        rows = self._rows[self.order[b[i] : b[j]]]
+        return {g: rows[b[g] - b[i] : b[g + 1] - b[i]] for g in range(i, j)}
 
     def rows_of_chunk(self, i: int, local: np.ndarray) -> np.ndarray:
         return self._rows[self.order[self.bounds(i)[0] + np.asarray(local, dtype=np.int64)]]
