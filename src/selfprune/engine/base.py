@@ -257,7 +257,8 @@ class GroupedSource:
     A group's rows may be scattered over every chunk file of a store, so reading one group at a time
     would open every file once per group. A read therefore takes the requested group and the groups
     after it, up to ``prefetch_bytes`` of float32 rows, in one pass over the files, and serves those
-    groups from memory until they are asked for.
+    groups from memory until they are asked for (a worker that is handed groups out of order, as
+    Ray's are, may read some groups twice; the rows it returns are the same).
     """
 
     def __init__(
