@@ -67,7 +67,18 @@ def slow_while_flagged(chunk, lo, state):
 
 
 def node_of(chunk, lo, state):
-    """``row_stats``, plus the id of the Ray node that ran the chunk (a per-chunk value)."""
+    """``row_stats``, plus the id of the Ray node that ran the chunk (a per-chunk value).
+
+    Each chunk records its node in the folder ``state['nodes']`` and waits (up to a minute) until
+    ``state['want']`` nodes have recorded one, so that an actor that starts first cannot run every
+    chunk before the other node's actor is up."""
     import ray
 
-    return {**row_stats(chunk, lo, state), "node": np.array([ray.get_runtime_context().get_node_id()])}
+    node = ray.get_runtime_context().get_node_id()
+    seen = Path(str(state["nodes"]))
+    seen.mkdir(exist_ok=True)
+    (seen / node).touch()
+    deadline = time.monotonic() + 60
+    while len(list(seen.iterdir())) < int(state["want"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {**row_stats(chunk, lo, state), "node": np.array([node])}

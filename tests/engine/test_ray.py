@@ -285,7 +285,7 @@ engine = RayEngine(address=nodes.address, workdir="WORK/parts")
 try:
     src = ArraySource(cf.toy_data(n=400), chunk_rows=25)
     state = {"direction": np.linspace(-1.0, 1.0, 6)}
-    got = engine.map(cf.node_of, src, state)
+    got = engine.map(cf.node_of, src, {**state, "nodes": np.array("WORK/nodes"), "want": np.array(2)})
     want = LocalEngine().map(cf.row_stats, src, state)
     assert all(np.array_equal(a[k], b[k]) for a, b in zip(got, want, strict=True) for k in b), "results differ"
     ran_on = {str(p["node"][0]) for p in got}
