@@ -331,14 +331,10 @@ def _save_state(path: Path, state: Mapping[str, np.ndarray]) -> None:
 def _spill(src, task: Path) -> dict[str, Any]:
     """Write what workers cannot reopen into the task folder (once per task): an in-memory array
     to ``source.npy``, a grouped source's index to ``groups.npz`` (and its base if in memory)."""
-    from selfprune.io.atomic import atomic_path
-
     if isinstance(src, GroupedSource):
         base = src.base.spec() or _spill(src.base, task)
         index = task / "groups.npz"
-        with atomic_path(index) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, order=src.order, bounds=src.group_bounds)
+        _save_state(index, {"order": src.order, "bounds": src.group_bounds})
         return {"kind": "grouped", "base": base, "index": str(index.resolve())}
     path = task / "source.npy"
     arr = src.array
@@ -349,6 +345,8 @@ def _spill(src, task: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         fresh = True
     if fresh:
+        from selfprune.io.atomic import atomic_path
+
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
