@@ -9,7 +9,8 @@ time of the metric call alone:
 
 * **side by side at ``--n``** (default 1M): each metric on the store's rows loaded into memory as
   float32 (``memory``) and on the float16 store streamed (``stream``): time per example and the ratio;
-  the results must be identical (the script checks it and says so);
+  the results must be identical (the script checks it and says so). ``--repeats R`` runs R pairs,
+  alternating which path goes first, and reports medians and every pair's ratio;
 * **at ``--big-n``** (default 10M, 7.7 GB on disk): the metrics of ``--big-metrics`` streamed,
   peak memory against the 2 GB bound (dedup with ``--big-dedup-k`` clusters, and its recall and
   precision of the planted groups);
@@ -40,6 +41,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from selfprune.io.atomic import write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 METRICS = ("prototypes", "pseudo-labels", "density", "dedup")
@@ -140,6 +143,24 @@ def measure(store: Path, metric: str, path: str, k: int, work: Path, engine: str
     return row
 
 
+def side_by_side(store: Path, metric: str, k: int, work: Path, repeats: int) -> dict[str, dict]:
+    """``repeats`` pairs of runs, memory and stream, the order alternating from pair to pair (so
+    neither path always runs on a cache the other warmed). Each path's ``seconds`` is its median,
+    ``ratio_to_memory`` the median of the per-pair ratios (each pair ran back to back)."""
+    runs: dict[str, list[dict]] = {"memory": [], "stream": []}
+    for r in range(repeats):
+        for p in ("memory", "stream") if r % 2 == 0 else ("stream", "memory"):
+            runs[p].append(measure(store, metric, p, k, work))
+    pair = {}
+    for p, rs in runs.items():
+        times = [r["seconds"] for r in rs]
+        pair[p] = {**rs[0], "seconds": float(np.median(times)), "seconds_runs": times,
+                   "peak_rss_gb": max(r["peak_rss_gb"] for r in rs)}  # fmt: skip
+    ratios = [s / m for s, m in zip(pair["stream"]["seconds_runs"], pair["memory"]["seconds_runs"], strict=True)]
+    pair["stream"].update(ratio_to_memory=float(np.median(ratios)), pair_ratios=[round(x, 3) for x in ratios])
+    return pair
+
+
 def same_result(a: str, b: str) -> bool:
     with np.load(a) as za, np.load(b) as zb:
         return sorted(za.files) == sorted(zb.files) and all(np.array_equal(za[f], zb[f]) for f in za.files)
@@ -166,6 +187,7 @@ def main() -> None:
     ap.add_argument("--big-dedup-k", type=int, default=1000, help="clusters of dedup at --big-n")
     ap.add_argument("--metrics", default=",".join(METRICS))
     ap.add_argument("--big-metrics", default="prototypes,pseudo-labels")
+    ap.add_argument("--repeats", type=int, default=1, help="memory/stream pairs per metric at --n (median)")
     ap.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ray-metrics", default="prototypes", help="metrics also run on the ray engine at --n")
     ap.add_argument("--work", default=None, help="folder for the stores (default: a temporary one)")
@@ -191,17 +213,17 @@ def main() -> None:
         group = make_store(small, a.n, a.dim, a.centres, seed=0)
         print(f"{a.n:,} x {a.dim} float16 store ready in {time.perf_counter() - t0:.0f} s", flush=True)
     for metric in a.metrics.split(",") if a.n and a.metrics else ():
-        pair = {p: measure(small, metric, p, a.k, work) for p in ("memory", "stream")}
+        pair = side_by_side(small, metric, a.k, work, a.repeats)
         same = same_result(pair["memory"]["result"], pair["stream"]["result"])
         checks[f"{metric} identical (memory vs stream)"] = same
         for p in ("memory", "stream"):
             pair[p].update(n=a.n, k=a.k, us_per_example=1e6 * pair[p]["seconds"] / a.n)
             rows.append(pair[p])
-        pair["stream"]["ratio_to_memory"] = pair["stream"]["seconds"] / pair["memory"]["seconds"]
         if metric == "dedup":
             pair["stream"].update(dedup_quality(pair["stream"]["result"], group))
         print(f"{metric}: memory {pair['memory']['seconds']:.1f} s, stream {pair['stream']['seconds']:.1f} s "
-              f"(x{pair['stream']['ratio_to_memory']:.2f}), identical: {same}", flush=True)  # fmt: skip
+              f"(x{pair['stream']['ratio_to_memory']:.2f}; pairs {pair['stream']['pair_ratios']}), "
+              f"identical: {same}", flush=True)  # fmt: skip
     for metric in a.ray_metrics.split(",") if a.ray and a.n and a.ray_metrics else ():
         local = next((r for r in rows if r["metric"] == metric and r["path"] == "stream"), None)
         ray = measure(small, metric, "stream", a.k, work, engine="ray")
@@ -243,10 +265,9 @@ def main() -> None:
         print(f"{name}: {ok}")
     for r in rows:
         r.pop("result")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     doc = {"settings": {k: v for k, v in vars(a).items() if not k.startswith("case")}, "rows": rows, "checks": checks,
            "cpu_count": os.cpu_count()}  # fmt: skip
-    Path(a.out).write_text(json.dumps(doc, indent=2))
+    write_json_atomic(a.out, doc)
     print(f"wrote {a.out}")
     if tmp is not None:
         tmp.cleanup()
