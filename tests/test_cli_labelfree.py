@@ -149,3 +149,34 @@ def test_audit_rechecks_a_labelfree_score_across_clustering_seeds(unlabelled, tm
     zmin, ex = min(p["z"] for p in stab["pairs"]), stab["median_excess_overlap"]
     assert names["seed stability"]["status"] == ("fail" if zmin < 3 else ("warn" if ex < 0.5 else "pass"))
     assert "needs a recomputable score" not in json.dumps(doc["checks"])
+
+
+def test_combine_two_runs_by_mean_rank(tmp_path, capsys):
+    from selfprune.io.tables import read_scores, write_scores
+    from selfprune.scores import Scores, ScoreTable, mean_rank
+
+    rng = np.random.default_rng(1)
+    ids = np.arange(100)
+    labels = rng.integers(0, 3, 100)
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    sa = Scores(ids, rng.normal(size=100), "el2n")
+    write_scores(a, ScoreTable(ids, {"el2n": sa.values, "aum": -sa.values}, labels=labels))
+    sb = Scores(ids[::-1], rng.normal(size=100), "el2n")
+    write_scores(b, sb)
+    before = _digest(a)
+    out = tmp_path / "c.parquet"
+    assert main(["combine", "--scores", str(a), "--scores", str(b), "--score-column", "el2n", "--out", str(out)]) == 0
+    got = read_scores(out)
+    assert list(got) == ["mean-rank"] and np.array_equal(got.labels, labels)
+    assert np.array_equal(got["mean-rank"].values, mean_rank([sa, sb]).values)
+    assert _digest(a) == before
+    capsys.readouterr()
+    # several columns and no --score-column; a missing column; an output over an input
+    assert main(["combine", "--scores", str(a), "--scores", str(b), "--out", str(tmp_path / "d.parquet")]) == 2
+    assert "several columns" in _err(capsys)
+    assert main(["combine", "--scores", str(a), "--scores", str(b), "--score-column", "aum",
+                 "--out", str(tmp_path / "d.parquet")]) == 2  # fmt: skip
+    assert "no column 'aum'" in _err(capsys)
+    assert main(["combine", "--scores", str(a), "--scores", str(b), "--score-column", "el2n", "--out", str(a)]) == 2
+    assert "would overwrite the input" in _err(capsys) and _digest(a) == before
+    assert not (tmp_path / "d.parquet").exists()

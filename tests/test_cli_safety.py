@@ -72,6 +72,10 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("--embeddings {d}/emb --out {d}/emb", "would overwrite the input"),
         ("--embeddings {d}/emb --out {d}/a-file", "is a file"),
     ],
+    "combine": [
+        ("--scores {d}/s.parquet --scores {d}/s.parquet --out {d}/s.parquet", "would overwrite the input"),
+        ("--scores {d}/s.parquet --out {d}/a-folder", "is a folder"),
+    ],
     "density": [("--embeddings {d}/emb --out {d}/emb/density.parquet", "would overwrite the input")],
     "curve": [("--data {d}/data.npz --out {d}/data.npz", "would overwrite the input")],
     "audit": [("--embeddings {d}/emb --scores {d}/s.parquet --out {d}/emb", "would overwrite the input")],

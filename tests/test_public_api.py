@@ -18,7 +18,7 @@ PUBLIC = {
     # training dynamics
     "Recorder", "dynamics_scores", "LightningRecorder", "HFRecorder", "proxy_dynamics", "labelfree_dynamics",
     # selection
-    "select", "Selection", "d2_select", "auto_cutoff",
+    "select", "Selection", "d2_select", "auto_cutoff", "mean_rank",
     # evaluation
     "scaling_curve", "fit_power_law", "analyze_curve", "decide_policy", "audit", "AuditReport",
     # tokens

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from selfprune import InvalidInputError, Scores, ScoreTable
+from selfprune import InvalidInputError, Scores, ScoreTable, mean_rank
 
 
 def test_scores_converts_and_records_meta():
@@ -60,3 +60,29 @@ def test_with_scores_keeps_labels_aligned():
     t2 = t.with_scores(Scores(ids=[3, 2, 1], values=[1.0, 2.0, 3.0], name="b"))
     assert t2.labels.tolist() == [0, 1, 1]
     assert t2["b"].values.tolist() == [3.0, 2.0, 1.0]
+
+
+def test_mean_rank_against_scipy_and_by_id():
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    a = Scores(np.arange(200), rng.normal(size=200), "el2n")
+    b_vals = np.round(rng.normal(size=200), 1) * 1e6  # another scale, with many ties
+    perm = rng.permutation(200)
+    b = Scores(perm, b_vals[perm], "el2n", {"run": 2})  # same metric name, rows in another order
+    m = mean_rank([a, b], name="combo")
+    expected = (rankdata(a.values) + rankdata(b_vals)) / 2 / 200
+    assert m.name == "combo" and np.array_equal(m.ids, a.ids)
+    assert np.allclose(m.values, expected, rtol=0, atol=1e-15)
+    assert m.meta["of"] == ["el2n", "el2n"] and m.meta["inputs"][1]["run"] == 2
+    # a score combined with itself keeps its order; scale does not matter
+    same = mean_rank([a, Scores(a.ids, 1e9 * a.values + 5, "scaled")])
+    assert np.array_equal(same.order(), a.order())
+
+
+def test_mean_rank_rejects_bad_input():
+    a = Scores([1, 2, 3], [0.1, 0.2, 0.3], "a")
+    with pytest.raises(InvalidInputError, match="at least 2"):
+        mean_rank([a])
+    with pytest.raises(InvalidInputError, match="different ids"):
+        mean_rank([a, Scores([1, 2, 4], [0.1, 0.2, 0.3], "b")])

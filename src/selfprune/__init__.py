@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "proxy_dynamics": "selfprune.dynamics.train",
     "labelfree_dynamics": "selfprune.dynamics.train",
     "auto_cutoff": "selfprune.select",
+    "mean_rank": "selfprune.scores",
     "Recorder": "selfprune.dynamics.recorder",
     "dynamics_scores": "selfprune.dynamics.scores",
     "LightningRecorder": "selfprune.dynamics.callbacks",

@@ -172,3 +172,31 @@ class ScoreTable(Mapping[str, Scores]):
 
     def __repr__(self) -> str:
         return f"ScoreTable(n_examples={self.n_examples}, metrics={list(self._scores)})"
+
+
+def mean_rank(scores, *, name: str = "mean-rank") -> Scores:
+    """One score from several: the mean over ``scores`` of each example's normalised rank.
+
+    Each score's values become ranks in (0, 1] (1 = hardest; tied values share their average
+    rank), so scores on different scales weigh the same; the result keeps higher = harder. The
+    scores must cover the same ids (aligned by id; the order is the first's). ``meta`` records the
+    inputs' names and metadata.
+    """
+    scores = list(scores)
+    if len(scores) < 2:
+        raise InvalidInputError(f"mean_rank: needs at least 2 scores, got {len(scores)}")
+    names = [s.name for s in scores]
+    if len(set(names)) < len(names):  # the same metric from several runs: number them
+        scores = [Scores(s.ids, s.values, f"{s.name}#{i}", s.meta) for i, s in enumerate(scores)]
+    table = ScoreTable.from_scores(scores)
+    ranks = [_normalised_ranks(table[s.name].values) for s in scores]
+    meta = {"combination": "mean of normalised ranks", "of": names, "inputs": [s.meta for s in scores]}
+    return Scores(table.ids, np.mean(np.stack(ranks), axis=0), name, meta)
+
+
+def _normalised_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks of ``values`` divided by their count, in (0, 1]; ties get their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    start = np.cumsum(counts) - counts  # ranks before each distinct value
+    return (start + (counts + 1) / 2.0)[inverse] / len(values)
+

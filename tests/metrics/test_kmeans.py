@@ -17,6 +17,7 @@ from selfprune.metrics._kmeans import (
     nearest_centroids,
     nearest_similarity,
     normalize_rows,
+    unit_rows,
 )
 
 faiss = pytest.importorskip("faiss")
@@ -31,6 +32,19 @@ def test_no_other_module_imports_faiss():
     pattern = re.compile(r"^\s*(import faiss|from faiss)|require\(\s*[\"']faiss", re.M)
     users = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if pattern.search(p.read_text()))
     assert users == ["metrics/_kmeans.py"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_unit_rows_normalises_a_copy_and_never_the_input(dtype):
+    x = np.random.default_rng(4).normal(size=(50, 6)).astype(dtype)
+    x[3] = 0  # a zero row stays zero
+    before = x.copy()
+    got = unit_rows(x, caller="t")
+    assert np.array_equal(x, before)  # the caller's chunk is untouched, for float32 views too
+    assert got.dtype == np.float32 and not np.may_share_memory(got, x)
+    assert np.array_equal(got, normalize_rows(x.astype(np.float32)))
+    with pytest.raises(selfprune.InvalidInputError, match="t:"):
+        unit_rows(np.full((2, 3), np.nan, dtype=dtype), caller="t")
 
 
 @pytest.mark.parametrize("seed", [0, 3])

@@ -1,4 +1,4 @@
-"""Core commands: ``embed``, ``score``, ``select``, ``demo``."""
+"""Core commands: ``embed``, ``score``, ``select``, ``combine``, ``demo``."""
 
 from __future__ import annotations
 
@@ -247,6 +247,45 @@ def register(app: typer.Typer) -> None:
         if balance_classes:
             stdout.print(f"classes balanced over {classes_from}")
         stdout.print(f"wrote {out} and {out.with_suffix('.txt')}")
+
+    @app.command(
+        "combine",
+        epilog="Example: selfprune combine --scores runs/fm/labelfree-pixels.parquet "
+        "--scores runs/fm/labelfree-contrastive.parquet --score-column el2n --out runs/fm/combined.parquet",
+    )
+    def combine_cmd(
+        scores: Annotated[list[Path], typer.Option(help="score Parquet (repeat; one file may give several columns)")],
+        out: Annotated[Path, typer.Option(help="score Parquet to write: id, the combined column (and label)")],
+        score_column: Annotated[
+            list[str] | None, typer.Option(help="column to take from each file (repeat; default: the only one)")
+        ] = None,
+        name: Annotated[str, typer.Option(help="name of the combined column")] = "mean-rank",
+    ) -> None:
+        """Combine score columns into one: the mean of their normalised ranks (higher = harder)."""
+        from selfprune._checks import align_ids
+        from selfprune.cli import out as stdout
+        from selfprune.io.tables import read_scores, write_scores
+        from selfprune.scores import mean_rank
+
+        parts, labels = [], None
+        for path in scores:
+            table = read_scores(path)
+            columns = score_column or list(table)
+            if not score_column and len(columns) != 1:
+                raise InvalidInputError(f"combine: {path} has several columns {columns}; pass --score-column")
+            missing = [c for c in columns if c not in table]
+            if missing:
+                raise InvalidInputError(f"combine: no column {missing[0]!r} in {path}; columns are {list(table)}")
+            parts += [table[c] for c in columns]
+            if labels is None and table.labels is not None:
+                labels = (table.ids, table.labels)
+        combined = mean_rank(parts, name=name)
+        if labels is not None:  # carried from the first file that has them, aligned by id
+            labels = labels[1][align_ids(labels[0], combined.ids, caller="combine", what="score file")]
+        write_scores(out, combined.to_table(labels=labels))
+        stdout.print(f"combined {len(parts)} columns ({', '.join(combined.meta['of'])}) of "
+                     f"{len(combined)} examples into {name!r}")
+        stdout.print(f"wrote {out}")
 
     def _resolve_cutoff(text: str, table, scores: Path) -> tuple[float, str]:
         from selfprune.select import auto_cutoff

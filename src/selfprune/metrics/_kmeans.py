@@ -33,6 +33,18 @@ def normalize_rows(x: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     return x
 
 
+def unit_rows(chunk, *, caller: str) -> np.ndarray:
+    """A chunk validated (:func:`~selfprune._checks.check_embeddings`) and L2-normalised as float32.
+
+    Where validation already made a float32 copy (a float16 chunk), that copy is normalised in
+    place; the caller's array is never written.
+    """
+    from selfprune._checks import check_embeddings
+
+    x = check_embeddings(chunk, caller=caller)
+    return normalize_rows(x, inplace=not np.may_share_memory(x, chunk))
+
+
 def kmeans(
     sample: np.ndarray,
     *,
@@ -116,9 +128,7 @@ def nearest_similarity(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray
 def nearest_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
     """Chunk function: cosine similarity to (``sim``, float64) and index of (``label``) the nearest
     of ``state["centroids"]`` for each row, after validating and L2-normalising the rows."""
-    from selfprune._checks import check_embeddings
-
-    sim, label = nearest_similarity(normalize_rows(check_embeddings(chunk, caller="embeddings")), state["centroids"])
+    sim, label = nearest_similarity(unit_rows(chunk, caller="embeddings"), state["centroids"])
     return {"sim": sim, "label": label}
 
 
@@ -176,6 +186,7 @@ def forget_index() -> None:
 
 __all__ = [
     "normalize_rows",
+    "unit_rows",
     "kmeans",
     "fit_centroids",
     "nearest_centroids",

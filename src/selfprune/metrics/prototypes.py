@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, check_labels, seed_int
+from selfprune._checks import SeedLike, as_rng, check_ids, check_int, check_labels, seed_int
 from selfprune._seeds import seed_list as seed_list_of
 from selfprune.engine.base import Engine, get_engine, sample_rows, source_of, stack
 from selfprune.errors import InvalidInputError
-from selfprune.metrics._kmeans import fit_centroids, nearest_chunk, normalize_rows
+from selfprune.metrics._kmeans import fit_centroids, nearest_chunk, normalize_rows, unit_rows
 from selfprune.scores import Scores
 
 DEFAULT_K = 100
@@ -115,7 +115,7 @@ def class_prototypes(
 
 def class_sums_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
     """Chunk function: float64 sums of the normalised rows per class (``state["inverse"]``)."""
-    x = normalize_rows(check_embeddings(chunk, caller="class_prototypes"))
+    x = unit_rows(chunk, caller="class_prototypes")
     sums = np.zeros((int(state["n_classes"]), x.shape[1]), dtype=np.float64)
     np.add.at(sums, state["inverse"][lo : lo + len(x)], x)
     return {"sums": sums}
@@ -123,7 +123,7 @@ def class_sums_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]
 
 def own_centroid_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
     """Chunk function: cosine similarity (float64) of each row to its own class's centroid."""
-    x = normalize_rows(check_embeddings(chunk, caller="class_prototypes"))
+    x = unit_rows(chunk, caller="class_prototypes")
     own = state["centroids"][state["inverse"][lo : lo + len(x)]]
     return {"sim": np.einsum("nd,nd->n", x.astype(np.float64), own.astype(np.float64))}
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from selfprune._checks import SeedLike, as_rng, check_embeddings, check_ids, check_int, seed_int
+from selfprune._checks import SeedLike, as_rng, check_ids, check_int, seed_int
 from selfprune.engine.base import Engine, get_engine, sample_rows, source_of, stack
 from selfprune.errors import InvalidInputError, require
 from selfprune.metrics._kernel import by_row_blocks
-from selfprune.metrics._kmeans import fit_centroids, normalize_rows
+from selfprune.metrics._kmeans import fit_centroids, normalize_rows, unit_rows
 
 REFINE = ("none", "neighbours")
 KMEANS_TEMPERATURE = 0.05
@@ -162,10 +162,6 @@ def pseudo_labels(
     return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)
 
 
-def _checked(chunk: np.ndarray) -> np.ndarray:
-    return normalize_rows(check_embeddings(chunk, caller="pseudo_labels"))
-
-
 def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids.
 
@@ -180,7 +176,7 @@ def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 def kmeans_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
     """Chunk function: the k-means ``label`` and ``confidence`` of each row (``state["centroids"]``)."""
-    out = _kmeans_assign(_checked(chunk), state["centroids"])
+    out = _kmeans_assign(unit_rows(chunk, caller="pseudo_labels"), state["centroids"])
     return {"label": out[:, 0].astype(np.int64), "confidence": out[:, 1]}
 
 
@@ -201,7 +197,7 @@ def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray
             x = torch.from_numpy(b)
             return torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1).numpy()
 
-    p = by_row_blocks(probs, _checked(chunk))
+    p = by_row_blocks(probs, unit_rows(chunk, caller="pseudo_labels"))
     return {"label": p.argmax(axis=1).astype(np.int64), "confidence": p.max(axis=1).astype(np.float64)}
 
 
