@@ -151,3 +151,26 @@ def test_joint_weight_zero_is_answer(char_tokenizer, tiny64):
     sa = a.candidates(a.current(kept), list(range(len(kept))))
     sj = j.candidates(j.current(kept), list(range(len(kept))))
     np.testing.assert_allclose(sa, sj, rtol=0, atol=1e-12)
+
+
+def test_output_head_gets_a_contiguous_input_and_the_same_logits(tiny64):
+    """Kept logits go through one plain product (not a batched one over copies of the weight)."""
+    import torch
+
+    from selfprune.tokens.objective import _Runner
+
+    run = _Runner(tiny64)
+    _Runner(tiny64)  # a second runner on the same model adds no second hook
+    head = tiny64.get_output_embeddings()
+    assert len(head._forward_pre_hooks) == 1
+    seen = []
+    probe = head.register_forward_hook(lambda _m, args, _out: seen.append(args[0].is_contiguous()))
+    ids = torch.arange(2 * 9).reshape(2, 9) % (tiny64.config.vocab_size - 1) + 1
+    try:
+        with torch.inference_mode():
+            kept, _ = run(ids, keep=3)
+            full = tiny64(input_ids=ids).logits
+    finally:
+        probe.remove()
+    assert seen[0] is True
+    torch.testing.assert_close(kept, full[:, -3:], rtol=0, atol=1e-12)

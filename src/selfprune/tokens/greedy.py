@@ -24,6 +24,7 @@ of them and picks the same one, the first maximum).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,24 +76,36 @@ def check_search(search: str, per_step: int, rescore: int, prerank: str = "stale
 
 
 def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", per_step: int = 2,
-                 rescore: int = 8, prerank: str = "stale", state: State | None = None) -> SearchResult:
+                 rescore: int = 8, prerank: str = "stale", state: State | None = None,
+                 start: Sequence[int] = (), refresh: int = 0) -> SearchResult:
     """Delete ``n_steps`` units greedily; ``per_step``/``rescore``/``prerank`` apply to ``approx``.
 
-    ``state``: ``scorer.current`` of the full chain, if the caller already has it.
+    ``state``: ``scorer.current`` of the full chain, if the caller already has it. ``start``: units
+    deleted first, in this order, before the search takes over (they count towards ``n_steps``
+    and head the returned order; ``values`` starts after them). ``refresh`` (``approx`` with the
+    ``stale`` pre-ranking): each round also re-scores the ``refresh`` candidates whose exact score
+    is oldest, so that no unit's score stays stale for long.
     """
     search, per_step, rescore, prerank = check_search(search, per_step, rescore, prerank)
     n_units = len(scorer.layout.units)
     n_steps = check_int(n_steps, caller="greedy_prune", name="n_steps", low=0, high=n_units - 1)
+    refresh = check_int(refresh, caller="greedy_prune", name="refresh", low=0)
+    start = [check_int(u, caller="greedy_prune", name="start unit", low=0, high=n_units - 1) for u in start]
+    if len(set(start)) != len(start) or len(start) > n_steps:
+        raise InvalidInputError(f"greedy_prune: start must name at most n_steps ({n_steps}) distinct units")
     t0 = time.perf_counter()
     tokens0 = scorer.forward_tokens
     kept = list(range(n_units))
-    order: list[int] = []
-    values: list[float] = []
     if state is None or state.kept != kept:
         state = scorer.current(kept)
     initial = state.value
+    order: list[int] = list(start)
+    values: list[float] = []
+    if start:
+        kept = [u for u in kept if u not in set(start)]
+        state = scorer.current(kept)
     if search in ("exact", "naive"):
-        for _ in range(n_steps):
+        while len(order) < n_steps:
             if search == "naive":
                 cands = list(range(len(kept)))
                 scores = scorer.naive_candidates(kept, cands)
@@ -106,6 +119,8 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
                 state = scorer.current(kept)
     else:
         stale: dict[int, float] = {}  # unit -> change of J on deleting it, when last scored exactly
+        scored_at: dict[int, int] = {}  # unit -> the round that last scored it
+        rounds = 0
         gaps: list[int] = []
         while len(order) < n_steps:
             cands = distinct_candidates(scorer.layout, kept)
@@ -120,9 +135,14 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
                     # and the neighbours of the last deletions, whose context changed most
                     near = {p for g in gaps for p in range(g - NEIGHBOURS, g + NEIGHBOURS)}
                     top |= {i for i, c in enumerate(cands) if c in near}
+                    if refresh:  # and the ones scored longest ago
+                        age = np.array([scored_at.get(kept[c], -1) for c in cands])
+                        top |= set(np.argsort(age, kind="stable")[:refresh].tolist())
                 cands = [cands[i] for i in sorted(top)]
             scores = scorer.candidates(state, cands)
             stale.update((kept[c], float(j) - state.value) for c, j in zip(cands, scores, strict=True))
+            scored_at.update((kept[c], rounds) for c in cands)
+            rounds += 1
             take = min(per_step, n_steps - len(order), len(cands))
             best = np.argsort(-scores, kind="stable")[:take]
             for i, b in enumerate(best):
