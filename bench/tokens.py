@@ -20,6 +20,11 @@ so the ratios compare like with like. Prints a table and writes ``bench/results/
   correlation of the deletion ranks down to ``--order-keep`` (never-deleted units tied last) and
   overlap of the kept sets.
 
+``--reference JSON`` takes exact's orders and J from an earlier run on the same chains (the
+chains are generated deterministically), so further approximate settings can be measured without
+running exact again; their speed-ups against exact are then left out, since the times would come
+from two runs.
+
 The spec setting is ``--chains 20 --tokens 128``; on 2 cores a run of 4 chains takes about an hour.
 """
 
@@ -95,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--perturbed-chains", type=int, default=None, help="perturbed exact on the first N chains")
     ap.add_argument("--approx", default="stale:1:8,stale:2:8,stale:2:16,stale:4:16,gradient:2:8",
                     help="approximate settings to measure, prerank:per_step:rescore[:refresh], comma-separated")
+    ap.add_argument("--reference", type=Path, default=None,
+                    help="a results JSON of an earlier run on the same chains: take exact's order and J "
+                         "from it instead of running exact (speed-ups against exact are then not given)")
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -120,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.processor() or platform.machine(), "python": sys.version.split()[0],
         "torch": torch.__version__, "loadavg_start": list(os.getloadavg()),
     }
+    reference = {}
+    if args.reference is not None:
+        ref = json.loads(args.reference.read_text())
+        if ref["setting"]["model"] != lm.name or ref["setting"]["keep"] != keeps:
+            raise SystemExit(f"{args.reference}: another model or other keep ratios")
+        reference = {r["id"]: r["modes"]["exact"] for r in ref["chains"] if "order" in r["modes"]["exact"]}
+        setting["reference"] = str(args.reference)
     rows: list[dict] = []
     print(f"{'chain':>5} {'units':>5} {'mode':>22} {'seconds':>8} {'fwd tokens':>10} "
           + " ".join(f"{'J@' + str(k):>8}" for k in keeps) + f" {'spearman':>8} {'kept=':>5}")
@@ -137,6 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             modes["perturbed"] = {"search": "exact"}
         modes |= approx
         orders: dict[str, list[int]] = {}
+        if rec["id"] in reference:  # exact from the earlier run
+            if len(reference[rec["id"]]["order"]) != steps:
+                raise SystemExit(f"{args.reference}: chain {rec['id']} was pruned to another depth")
+            row["modes"]["exact"] = reference[rec["id"]] | {"from_reference": True}
+            orders["exact"] = row["modes"]["exact"]["order"]
+            del modes["exact"]
+        elif reference:
+            raise SystemExit(f"{args.reference}: no exact run of chain {rec['id']}")
         for mode, kw in modes.items():
             scorer = ChainScorer(lm.model, layout, Objective("answer"))
             t0, c0 = time.perf_counter(), time.process_time()
@@ -191,10 +214,11 @@ def summarize(rows: list[dict], keeps: list[float]) -> dict:
         have = [r for r in rows if mode in r["modes"]]
         ms = [r["modes"][mode] for r in have]
         exact_s = sum(r["modes"]["exact"]["seconds"] for r in have)
+        same_run = not any(r["modes"]["exact"].get("from_reference") for r in have)
         d = {"chains": len(have), "seconds_per_chain": sum(m["seconds"] for m in ms) / len(have),
              "max_seconds": max(m["seconds"] for m in ms),
              "forward_tokens_per_chain": sum(m["forward_tokens"] for m in ms) / len(have),
-             "speedup_vs_exact": exact_s / sum(m["seconds"] for m in ms),
+             "speedup_vs_exact": exact_s / sum(m["seconds"] for m in ms) if same_run else None,
              "J_mean": {str(k): float(np.mean([m["J"][str(k)] for m in ms])) for k in keeps}}
         if mode != "exact":
             diffs = {str(k): [m["J_minus_exact"][str(k)] for m in ms] for k in keeps}

@@ -180,3 +180,14 @@ def test_joint_objective_runs_and_differs(tiny_lm, short_records):
     sa = np.array([t["deleted_step"] for t in a["tokens"]])
     sj = np.array([t["deleted_step"] for t in j["tokens"]])
     assert not np.array_equal(sa, sj)
+
+
+def test_refresh_is_a_setting_only_where_it_applies(tiny_lm, short_records):
+    assert "refresh" not in TokenPruner(tiny_lm).config()
+    assert "refresh" not in TokenPruner(tiny_lm, search="approx", prerank="gradient").config()
+    pruner = TokenPruner(tiny_lm, keep=0.5, search="approx", per_step=1, rescore=2, refresh=3, curve_step=0)
+    assert pruner.config()["refresh"] == 3
+    res = pruner.prune(short_records[0]).to_dict()
+    assert res["search"]["refresh"] == 3
+    with pytest.raises(InvalidInputError, match="refresh"):
+        TokenPruner(tiny_lm, refresh=-1)

@@ -29,11 +29,12 @@ def register(app: typer.Typer) -> None:
         keep: Annotated[str, typer.Option(help="keep ratios of a chain, comma-separated, in (0, 1)")] = "0.3,0.5,0.7",
         unit: Annotated[str, typer.Option(help="prune model tokens or whole words: token, word")] = "token",
         search: Annotated[str, typer.Option(help="exact (the default: about 6 min per 128-token chain on 2 "
-                                            "cores), naive (reference), approx (with --prerank gradient about "
-                                            "9x faster, same answer likelihood, another order)")] = "exact",
+                                            "cores), naive (reference), approx (about 1 min, nearly the same "
+                                            "answer likelihood, another order)")] = "exact",
         per_step: Annotated[int, typer.Option(help="approx: deletions per round")] = 2,
         rescore: Annotated[int, typer.Option(help="approx: candidates re-scored exactly per round (0 = all)")] = 8,
         prerank: Annotated[str, typer.Option(help="approx: stale (last exact scores) or gradient")] = "stale",
+        refresh: Annotated[int, typer.Option(help="approx, stale: also re-score the N oldest scores per round")] = 2,
         prompt: Annotated[str, typer.Option(help="auto, chat (the tokenizer's chat template) or plain")] = "auto",
         connector: Annotated[str, typer.Option(help="text between chain and answer")] = "\nThe answer is",
         baselines: Annotated[bool, typer.Option(help="also run surprisal, random and uniform deletion")] = True,
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
             lm = load_causal_lm(model, dtype=dtype, threads=threads)
         pruner = TokenPruner(lm, objective=objective, joint_weight=joint_weight, keep=keeps,
                              unit=unit, search=search, per_step=per_step, rescore=rescore, prerank=prerank,
+                             refresh=refresh,
                              prompt=prompt, connector=connector, baselines=baselines,
                              curve_step=curve_step, seed=seed, batch_tokens=batch_tokens)
 

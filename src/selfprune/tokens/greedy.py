@@ -158,4 +158,5 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
     return SearchResult(order=order, values=values, initial=initial, seconds=time.perf_counter() - t0,
                         forward_tokens=scorer.forward_tokens - tokens0,
                         meta={"search": search, "per_step": per_step if approx else 1,
-                              "rescore": rescore if approx else 0, "prerank": prerank if approx else None})
+                              "rescore": rescore if approx else 0, "prerank": prerank if approx else None,
+                              "refresh": refresh if approx and prerank == "stale" else 0})

@@ -93,7 +93,8 @@ class TokenPruner:
     ``joint_weight``); ``keep``: the keep ratios (fractions of the chain's units) to report;
     ``unit``: prune model ``token``\\ s or whole ``word``\\ s; ``search``: ``exact`` (fast, exact),
     ``naive`` (reference) or ``approx`` (``per_step`` deletions per round after re-scoring the
-    ``rescore`` best of a ``prerank`` pre-ranking, ``stale`` or ``gradient``);
+    ``rescore`` best of a ``prerank`` pre-ranking, ``stale`` or ``gradient``; with ``stale``,
+    ``refresh`` more whose exact score is oldest);
     ``prompt``/``connector``: how question and answer are framed (see
     :func:`~selfprune.tokens.objective.build_layout`); ``curve_step``: spacing of the extra keep
     ratios at which every method's answer log-likelihood is measured (0: only ``keep``);
@@ -103,6 +104,7 @@ class TokenPruner:
     def __init__(self, lm: CausalLM, *, objective: str = "answer", joint_weight: float = 1.0,
                  keep: str | float | Sequence[float] = (0.3, 0.5, 0.7), unit: str = "token",
                  search: str = "exact", per_step: int = 2, rescore: int = 8, prerank: str = "stale",
+                 refresh: int = 2,
                  prompt: str = "auto",
                  connector: str = DEFAULT_CONNECTOR, baselines: bool = True,
                  curve_step: float = 0.1, seed: int = 0, batch_tokens: int = 1024) -> None:
@@ -115,6 +117,7 @@ class TokenPruner:
         if not isinstance(connector, str):
             raise InvalidInputError(f"TokenPruner: connector must be a string, got {connector!r}")
         self.search, self.per_step, self.rescore, self.prerank = check_search(search, per_step, rescore, prerank)
+        self.refresh = check_int(refresh, caller="TokenPruner", name="refresh", low=0)
         self.objective = Objective(objective, float(joint_weight))
         self.keep = parse_keep(keep)
         try:
@@ -134,7 +137,7 @@ class TokenPruner:
 
     def config(self) -> dict[str, Any]:
         """Every setting that changes the results (written into the run manifest)."""
-        return {
+        config = {
             "model": self.lm.name, "objective": self.objective.kind,
             "joint_weight": self.objective.weight if self.objective.kind == "joint" else None,
             "keep": list(self.keep), "unit": self.unit, "search": self.search,
@@ -145,6 +148,9 @@ class TokenPruner:
             "curve_step": self.curve_step, "seed": self.seed, "dtype": str(self.lm.dtype),
             "format": RESULT_FORMAT,
         }
+        if self.search == "approx" and self.prerank == "stale":  # only where it applies, so that
+            config["refresh"] = self.refresh  # runs from before the setting existed still resume
+        return config
 
     def _decode(self, ids: Sequence[int]) -> str:
         return self.lm.tokenizer.decode(list(ids), skip_special_tokens=False,
@@ -165,7 +171,8 @@ class TokenPruner:
         scorer = ChainScorer(self.lm.model, layout, self.objective, batch_tokens=self.batch_tokens)
         full_state = scorer.current(list(range(n_units)))
         result = greedy_prune(scorer, n_steps, search=self.search, per_step=self.per_step,
-                              rescore=self.rescore, prerank=self.prerank, state=full_state)
+                              rescore=self.rescore, prerank=self.prerank, refresh=self.refresh,
+                              state=full_state)
         search_seconds = time.perf_counter() - t0
         # self-information of each chain token in the full chain (the surprisal baseline)
         token_surprisal = -full_state.token_lp[: len(layout.chain)]

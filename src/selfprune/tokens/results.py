@@ -75,10 +75,12 @@ class SearchStats:
     prerank: str | None
     seconds: float
     forward_tokens: int
+    refresh: int = 0  # absent from results written before the setting existed
 
     def to_dict(self) -> dict[str, Any]:
         return {"search": self.search, "per_step": self.per_step, "rescore": self.rescore,
-                "prerank": self.prerank, "seconds": self.seconds, "forward_tokens": self.forward_tokens}
+                "prerank": self.prerank, "refresh": self.refresh, "seconds": self.seconds,
+                "forward_tokens": self.forward_tokens}
 
 
 _RESULT_FIELDS = ("id", "question", "chain", "answer", "n_tokens", "n_units", "unit", "steps_run", "tokens",
