@@ -75,7 +75,8 @@ def naive_vs_exact(lm, layout, order: list[int], n_states: int) -> list[dict]:
     steps = np.unique(np.linspace(0, len(order) - 1, n_states).round().astype(int)).tolist()
     out = []
     for t in steps:
-        kept = [u for u in range(n) if u not in set(order[:t])]
+        gone = set(order[:t])
+        kept = [u for u in range(n) if u not in gone]
         scorer = ChainScorer(lm.model, layout, Objective("answer"))
         t0 = time.perf_counter()
         state = scorer.current(kept)

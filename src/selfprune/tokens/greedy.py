@@ -102,7 +102,8 @@ def greedy_prune(scorer: ChainScorer, n_steps: int, *, search: str = "exact", pe
     order: list[int] = list(start)
     values: list[float] = []
     if start:
-        kept = [u for u in kept if u not in set(start)]
+        first = set(start)
+        kept = [u for u in kept if u not in first]
         state = scorer.current(kept)
     if search in ("exact", "naive"):
         while len(order) < n_steps:
