@@ -1,0 +1,99 @@
+"""Where the supervised score's gain comes from: which classes it keeps, or which examples inside them.
+
+A diagnostic for the gap between label-free and supervised pruning on Fashion-MNIST. Supervised
+EL2N (the ``small-cnn`` proxy, 2 epochs, true labels, as in ``bench/labelfree.py``) keeps the
+hardest examples, and so keeps some classes almost whole and others hardly at all. Two arms,
+built with the true labels, split its gain in two:
+
+- ``supervised-class-shares-random``: the *number* kept of each class is supervised EL2N's, the
+  examples inside each class are random (seeded): the gain from *which classes* are kept;
+- ``supervised-el2n-class-balanced``: every class keeps its share of the budget, the hardest by
+  supervised EL2N inside each: the gain from *which examples inside a class* are kept;
+
+beside ``supervised-el2n`` itself and random at equal size. No label-free score can see the
+first part unless its clusters are the classes. It also prints the share of each class that
+supervised and label-free hard selection keep at each ``--keeps``. Same target, recipe, seeds and
+cache as ``bench/labelfree.py`` (so arms measured there are not trained again). Prints a table and
+writes ``bench/results/labelfree_gap.json``; about 15 minutes on 2 cores with ``--jobs 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from labelfree import curve_rows, fashion_mnist, indicator, table
+
+from selfprune.dynamics.train import labelfree_dynamics, proxy_dynamics
+from selfprune.embed import get_encoder
+from selfprune.io.atomic import write_json_atomic
+from selfprune.metrics.pseudo import pseudo_labels
+from selfprune.scores import Scores
+from selfprune.select import select
+
+
+def class_shares_random(s: Scores, y: np.ndarray, m: int, seed: int) -> np.ndarray:
+    """Ids of a random subset with, per class, as many examples as the hard selection of ``s`` keeps."""
+    hard = select(s, m, policy="hard")
+    pos = np.flatnonzero(np.isin(s.ids, hard.ids))
+    counts = np.bincount(y[pos], minlength=int(y.max()) + 1)
+    rng = np.random.default_rng(seed)
+    kept = [rng.choice(np.flatnonzero(y == c), size=int(n), replace=False) for c, n in enumerate(counts) if n]
+    return s.ids[np.sort(np.concatenate(kept))]
+
+
+def kept_shares(s: Scores, y: np.ndarray, m: int) -> list[float]:
+    """Per class, the share of its examples that the hard selection of ``m`` keeps."""
+    pos = np.flatnonzero(np.isin(s.ids, select(s, m, policy="hard").ids))
+    return (np.bincount(y[pos], minlength=int(y.max()) + 1) / np.bincount(y)).round(3).tolist()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--keeps", default="0.3,0.5,0.7")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one thread each)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-labelfree"))
+    ap.add_argument("--json", type=Path, default=Path("bench/results/labelfree_gap.json"))
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    t_start = time.perf_counter()
+    keeps = [float(k) for k in args.keeps.split(",")]
+    x, y, ids, xt, yt = fashion_mnist()
+    n = len(ids)
+    sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)
+    sup_s = Scores(ids, sup.table["el2n"].values, "supervised-el2n", sup.table["el2n"].meta)
+    feats = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
+    pl = pseudo_labels(feats, ids=ids, seed=0)
+    lf = labelfree_dynamics(x, pl, ids=ids, seed=0, metrics=("el2n",)).table["el2n"]
+    results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}, "kept_share_per_class": {}}
+    arms_by_keep = []
+    for k in keeps:
+        m = int(round(k * n))
+        mix = class_shares_random(sup_s, y, m, seed=0)
+        bal = select(sup_s, m, policy="hard", labels=y, balance_classes=True)
+        arms_by_keep.append((k, [
+            sup_s,
+            indicator(sup_s, mix, "supervised-class-shares-random", {"classes": "supervised EL2N's counts"}),
+            indicator(sup_s, bal.ids, "supervised-el2n-class-balanced", {"balance": "true labels"}),
+        ]))  # fmt: skip
+        shares = {"supervised-el2n": kept_shares(sup_s, y, m), "labelfree-el2n": kept_shares(lf, y, m)}
+        results["kept_share_per_class"][str(k)] = shares
+        for name, v in shares.items():
+            print(f"keep {k}: {name:16s} keeps of each class {v}", flush=True)
+    rows = curve_rows(arms_by_keep, x, y, xt, yt, ids, seeds=args.seeds, trainer="small-cnn",
+                      settings={"epochs": 3}, cache=args.out / "cache", jobs=args.jobs, log=print)  # fmt: skip
+    text, entries = table(rows, "Fashion-MNIST, small-cnn 3 epochs: the supervised gain split by class")
+    print(text)
+    results["curve"] = entries
+    results["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json_atomic(args.json, results)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
