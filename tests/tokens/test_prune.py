@@ -51,6 +51,27 @@ def test_prune_one_chain_output(tiny_lm, short_records):
     assert res["source"] == "hand"  # extra fields travel along
 
 
+def test_methods_keeping_the_same_tokens_get_the_same_retention(tiny_lm, short_records):
+    # every method at keep 1 (nothing deleted), and any two methods whose kept tokens coincide,
+    # are one chain: one value, however the batch of evaluated chains was made up
+    pruner = TokenPruner(tiny_lm, keep="0.4", curve_step=0.1)
+    checked = 0
+    for rec in short_records:
+        res = pruner.prune(rec).to_dict()
+        n = res["n_units"]
+        field = {"greedy": "deleted_step", **{m: f"{m}_step" for m in ("surprisal", "random", "uniform")}}
+        for key in res["retention"]["greedy"]:
+            k = round(float(key) * n)
+            kept = {m: frozenset(t["position"] for t in res["tokens"] if t[f] == 0 or t[f] > n - k)
+                    for m, f in field.items()}
+            for a in field:
+                for b in field:
+                    if kept[a] == kept[b]:
+                        assert res["retention"][a][key] == res["retention"][b][key], (rec["id"], key, a, b)
+                        checked += a != b
+    assert checked >= 3 * 4 * len(short_records)  # at least keep 1 for every pair, every chain
+
+
 def test_greedy_retains_at_least_baselines_at_first_step(tiny_lm, short_records):
     """Greedy's first deletion is the best single deletion, so at n-1 units it beats every method."""
     pruner = TokenPruner(tiny_lm, keep=0.5, curve_step=0)

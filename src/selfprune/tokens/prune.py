@@ -187,13 +187,18 @@ class TokenPruner:
         ratios = _curve_ratios(self.keep, self.curve_step)
         curve_counts = {r: resolve_keep(r, n_units, caller="TokenPruner") if r < 1 else n_units
                         for r in ratios}
+        # one row per distinct kept chain: the same chain (every method at keep 1, methods that keep
+        # the same units) gets one value, whatever else shares its batch
         seqs: list[list[int]] = [layout.sequence([])]
+        row_of: dict[tuple[int, ...], int] = {tuple(seqs[0]): 0}
         index: dict[tuple[str, float], int] = {}
         for name, order in orders.items():
             for r, k in curve_counts.items():
                 kept_units = sorted(set(range(n_units)) - set(order[: n_units - k]))
-                index[(name, r)] = len(seqs)
-                seqs.append(layout.sequence(layout.unit_tokens(kept_units)))
+                seq = layout.sequence(layout.unit_tokens(kept_units))
+                index[(name, r)] = row_of.setdefault(tuple(seq), len(seqs))
+                if index[(name, r)] == len(seqs):
+                    seqs.append(seq)
         ans_lp, _ = score_sequences(self.lm.model, seqs, n_prefix=len(layout.prefix),
                                     n_tail=len(layout.tail), n_answer=layout.n_answer,
                                     batch_tokens=max(self.batch_tokens, 2 * max(map(len, seqs))))
