@@ -2,11 +2,14 @@
 
 Three steps, each resumable (a rerun reuses every finished chain and student):
 
-1. generated word problems (2 to 3 operations, 50 to 110 estimated tokens): ``--train`` chains to
-   prune and train on, ``--heldout`` other problems to evaluate on;
+1. generated word problems (``--steps``: 2 to 3 operations by default, 50 to 110 estimated tokens;
+   one-operation problems from 20 tokens): ``--train`` chains to prune and train on,
+   ``--heldout`` other problems to evaluate on;
 2. ``selfprune tokens`` on the training chains with SmolLM2-135M, approximate greedy search
-   (gradient pre-rank, 2 deletions per round, 8 re-scored: the exact search costs about an hour
-   per chain here), keep 0.3 and 0.5, with the surprisal, random and uniform baselines;
+   (``--prerank``: ``gradient``, the default, with 2 deletions per round and 8 re-scored, as in
+   the first measured run; ``stale``: ``selfprune tokens --search approx``'s defaults, which also
+   re-score the 2 oldest scores each round), keep 0.3 and 0.5, with the surprisal, random and
+   uniform baselines; ``--objective joint`` keeps the chain likely as text as well as the answer;
 3. ``selfprune tokens-distill``: one LoRA student per method, keep ratio and seed, plus the
    untrained base model, evaluated by greedy generation on the held-out questions.
 
@@ -14,6 +17,8 @@ Prints the results table and the paired comparisons, and writes ``bench/results/
 
     python bench/distill.py    # 40 chains, 40 held-out, seeds 0,1: about 45 min to prune, 41 to distill on 2 cores
     python bench/distill.py --train 8 --heldout 8 --seeds 0 --epochs 1   # a quick look
+    python bench/distill.py --steps 1,1 --prerank stale --train 64 --heldout 60 \
+        --out runs/distill-1step --json bench/results/distill_1step.json    # one-operation problems
 """
 
 from __future__ import annotations
@@ -38,7 +43,11 @@ from selfprune.tokens.model import load_causal_lm
 from selfprune.tokens.prune import TokenPruner, prune_chains
 from selfprune.tokens.report import write_outputs
 
-PROBLEMS = dict(min_steps=2, max_steps=3, min_tokens=50, max_tokens=110)
+
+def problems(steps: str) -> dict[str, int]:
+    """Generator settings for ``--steps lo,hi``: 50 to 110 estimated tokens, from 20 for one operation."""
+    lo, hi = (int(v) for v in steps.split(","))
+    return dict(min_steps=lo, max_steps=hi, min_tokens=50 if lo > 1 else 20, max_tokens=110)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/distill"), help="working folder (resumed)")
     ap.add_argument("--train", type=int, default=40, help="chains to prune and train on")
     ap.add_argument("--heldout", type=int, default=40, help="held-out questions")
+    ap.add_argument("--steps", default="2,3", help="operations per problem: lo,hi")
+    ap.add_argument("--prerank", default="gradient", choices=("gradient", "stale"))
+    ap.add_argument("--objective", default="answer", choices=("answer", "joint"))
     ap.add_argument("--keeps", default="0.3,0.5")
     ap.add_argument("--methods", default="greedy,surprisal,random,uniform,full")
     ap.add_argument("--seeds", default="0,1")
@@ -61,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     train_path, held_path = args.out / "train.jsonl", args.out / f"heldout{args.heldout}.jsonl"
-    write_chains(train_path, generate_chains(args.train, seed=0, **PROBLEMS))
-    write_chains(held_path, generate_chains(args.heldout, seed=1, **PROBLEMS))
+    spec = problems(args.steps)
+    write_chains(train_path, generate_chains(args.train, seed=0, **spec))
+    write_chains(held_path, generate_chains(args.heldout, seed=1, **spec))
 
     lm = load_causal_lm("smollm2-135m", threads=args.threads)
-    pruner = TokenPruner(lm, objective="answer", keep=keeps, search="approx", prerank="gradient", per_step=2,
-                         rescore=8, curve_step=0, seed=0)
+    approx = {"prerank": "gradient", "per_step": 2, "rescore": 8} if args.prerank == "gradient" else {}
+    pruner = TokenPruner(lm, objective=args.objective, keep=keeps, search="approx", curve_step=0, seed=0, **approx)
     t0 = time.perf_counter()
 
     def pruned(i, n, r, reused):
@@ -91,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     table = summary_markdown(done.students, done.config)
     print(table)
     write_json_atomic(args.json, {
-        "settings": {**vars(args), "out": str(args.out), "json": str(args.json), "problems": PROBLEMS,
+        "settings": {**vars(args), "out": str(args.out), "json": str(args.json), "problems": spec,
                      "pruning": pruner.config(), "distill": done.config},
         "students": [s.row() for s in done.students],
         "comparisons": [{"at": w, "greedy_vs": m, "paired_differences": d} for w, m, d in comparisons(done.students)],

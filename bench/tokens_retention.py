@@ -26,7 +26,13 @@ from selfprune.io.atomic import atomic_path, write_json_atomic
 from selfprune.tokens.data import generate_chains
 from selfprune.tokens.model import load_causal_lm
 from selfprune.tokens.prune import TokenPruner, prune_chains
-from selfprune.tokens.report import category_markdown, category_table, retention_markdown, retention_table, write_outputs
+from selfprune.tokens.report import (
+    category_markdown,
+    category_table,
+    retention_markdown,
+    retention_table,
+    write_outputs,
+)
 
 
 def main() -> None:
