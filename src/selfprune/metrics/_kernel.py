@@ -350,7 +350,6 @@ def _nearest_block(x, c, c64, top, kind):
     n, k = len(x), len(c)
     m = min(k, top + EXTRA)
     s, beta = _candidates(x, c, kind)
-    x64 = x.astype(np.float64)
     if top == 1:  # one pass for the maximum, one to count what is inside its window
         mx, arg = s.max(dim=1)
         mx = mx.cpu()
@@ -374,7 +373,7 @@ def _nearest_block(x, c, c64, top, kind):
         ex[np.arange(m)[None, :] >= inside[hard][:, None]] = -np.inf  # outside the window: cannot win
         labels[hard] = np.take_along_axis(cand, np.lexsort((cand, -ex), axis=1)[:, :top], axis=1)
     if full.any():  # more candidates inside the window than fetched: every centroid, exactly
-        ex = x64[full] @ c64.T
+        ex = x[full].astype(np.float64) @ c64.T  # only these rows: no float64 copy of the block
         labels[full] = np.lexsort((np.broadcast_to(np.arange(k), ex.shape), -ex), axis=1)[:, :top]
     exact = _exact_rows(x, c64, labels)
     if top > 1:  # order the chosen ones by exact similarity, then index
