@@ -24,7 +24,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="output folder (resumed if it holds this run)")],
         model: Annotated[str, typer.Option(help="smollm2-135m (packaged) or a local HF causal LM folder")] = DEFAULT,
         objective: Annotated[str, typer.Option(help="answer: log p(answer | question, kept chain); joint: "
-                                               "plus the kept chain's own mean log-likelihood")] = "answer",
+                                               "plus the kept chain's own mean log-likelihood (the one "
+                                               "whose chains trained better students, docs/tokens.md)")
+                             ] = "answer",
         joint_weight: Annotated[float, typer.Option(help="weight of the chain term for --objective joint")] = 1.0,
         keep: Annotated[str, typer.Option(help="keep ratios of a chain, comma-separated, in (0, 1)")] = "0.3,0.5,0.7",
         unit: Annotated[str, typer.Option(help="prune model tokens or whole words: token, word")] = "token",
