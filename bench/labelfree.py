@@ -98,6 +98,38 @@ def fashion_mnist(n: int | None = None, n_test: int | None = None):
     return x, y, ids, np.asarray(te.take(slice(0, n_test))), te.labels[:n_test]
 
 
+def fashion_args(description: str, json_default: str) -> argparse.ArgumentParser:
+    """The arguments every Fashion-MNIST curve bench shares: keeps, seeds, jobs, cache folder, JSON."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--keeps", default="0.3,0.5,0.7")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one thread each)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-labelfree"))
+    ap.add_argument("--json", type=Path, default=Path(json_default))
+    return ap
+
+
+def supervised_el2n(x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Scores:
+    """The supervised ceiling of the label-free benches: EL2N of a 2-epoch small-cnn proxy on the true labels."""
+    sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)
+    return Scores(ids, sup.table["el2n"].values, "supervised-el2n", sup.table["el2n"].meta)
+
+
+def run_fashion_curve(args, arms_by_keep, fashion, results: dict, title: str, t_start: float) -> None:
+    """Train the small-cnn target (3 epochs) on every arm's subset over ``args.seeds`` seeds, print
+    the table, and write it with ``results`` to ``args.json``. ``fashion``: what
+    :func:`fashion_mnist` returns."""
+    x, y, ids, xt, yt = fashion
+    rows = curve_rows(arms_by_keep, x, y, xt, yt, ids, seeds=args.seeds, trainer="small-cnn",
+                      settings={"epochs": 3}, cache=args.out / "cache", jobs=args.jobs, log=print)  # fmt: skip
+    text, entries = table(rows, title)
+    print(text)
+    results["curve"] = entries
+    results["seconds"] = round(time.perf_counter() - t_start, 1)
+    write_json_atomic(args.json, results)
+    print(f"wrote {args.json}")
+
+
 def indicator(s: Scores, kept: np.ndarray, name: str, meta: dict) -> Scores:
     """A score whose ``hard`` selection at ``len(kept)`` is exactly ``kept`` (1 kept, 0 not)."""
     return Scores(s.ids, np.isin(s.ids, kept).astype(np.float64), name, meta)

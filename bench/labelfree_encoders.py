@@ -22,16 +22,15 @@ with ``--jobs 2`` once the contrastive store exists (training it takes about 5 m
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 from audit_fashion import subset
-from labelfree import curve_rows, fashion_mnist, indicator, table
+from labelfree import fashion_args, fashion_mnist, indicator, run_fashion_curve, supervised_el2n
 from scipy.stats import spearmanr
 
-from selfprune.dynamics.train import labelfree_dynamics, proxy_dynamics
+from selfprune.dynamics.train import labelfree_dynamics
 from selfprune.embed import get_encoder
 from selfprune.embed.run import embed
 from selfprune.io.atomic import write_json_atomic
@@ -61,14 +60,9 @@ def embeddings(name: str, x: np.ndarray, xt: np.ndarray, y: np.ndarray, yt: np.n
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = fashion_args(__doc__.splitlines()[0], "bench/results/labelfree_encoders.json")
     ap.add_argument("--encoders", default="pixels,contrastive")
     ap.add_argument("--ks", default="auto,50", help="numbers of pseudo-classes (auto: the default rule)")
-    ap.add_argument("--keeps", default="0.3,0.5,0.7")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one thread each)")
-    ap.add_argument("--out", type=Path, default=Path("runs/bench-labelfree"))
-    ap.add_argument("--json", type=Path, default=Path("bench/results/labelfree_encoders.json"))
     args = ap.parse_args()
     import torch
 
@@ -77,8 +71,7 @@ def main() -> None:
     keeps = [float(k) for k in args.keeps.split(",")]
     x, y, ids, xt, yt = fashion_mnist()
     n = len(ids)
-    sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)
-    sup_s = Scores(ids, sup.table["el2n"].values, "supervised-el2n", sup.table["el2n"].meta)
+    sup_s = supervised_el2n(x, y, ids)
     results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}, "routes": []}
     arms_by_keep: dict[float, list[Scores]] = {k: [sup_s] for k in keeps}
     firsts: list[Scores] = []
@@ -115,14 +108,8 @@ def main() -> None:
         results["combined_spearman_vs_supervised_el2n"] = float(spearmanr(combo.values, sup_s.values)[0])
         for k in keeps:
             arms_by_keep[k].append(combo)
-    rows = curve_rows(sorted(arms_by_keep.items()), x, y, xt, yt, ids, seeds=args.seeds, trainer="small-cnn",
-                      settings={"epochs": 3}, cache=args.out / "cache", jobs=args.jobs, log=print)  # fmt: skip
-    text, entries = table(rows, "Fashion-MNIST, small-cnn 3 epochs: label-free routes by embedding")
-    print(text)
-    results["curve"] = entries
-    results["seconds"] = round(time.perf_counter() - t_start, 1)
-    write_json_atomic(args.json, results)
-    print(f"wrote {args.json}")
+    title = "Fashion-MNIST, small-cnn 3 epochs: label-free routes by embedding"
+    run_fashion_curve(args, sorted(arms_by_keep.items()), (x, y, ids, xt, yt), results, title, t_start)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,13 @@ random and supervised runs are already in the cache, about 15 without.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-from labelfree import curve_rows, fashion_mnist, indicator, table
+from labelfree import fashion_args, fashion_mnist, indicator, run_fashion_curve, supervised_el2n
 
-from selfprune.dynamics.train import labelfree_dynamics, proxy_dynamics
+from selfprune.dynamics.train import labelfree_dynamics
 from selfprune.embed import get_encoder
-from selfprune.io.atomic import write_json_atomic
 from selfprune.metrics.pseudo import pseudo_labels
 from selfprune.scores import Scores
 from selfprune.select import select
@@ -52,13 +49,7 @@ def kept_shares(s: Scores, y: np.ndarray, m: int) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keeps", default="0.3,0.5,0.7")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one thread each)")
-    ap.add_argument("--out", type=Path, default=Path("runs/bench-labelfree"))
-    ap.add_argument("--json", type=Path, default=Path("bench/results/labelfree_gap.json"))
-    args = ap.parse_args()
+    args = fashion_args(__doc__.splitlines()[0], "bench/results/labelfree_gap.json").parse_args()
     import torch
 
     torch.set_num_threads(1)
@@ -66,8 +57,7 @@ def main() -> None:
     keeps = [float(k) for k in args.keeps.split(",")]
     x, y, ids, xt, yt = fashion_mnist()
     n = len(ids)
-    sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)
-    sup_s = Scores(ids, sup.table["el2n"].values, "supervised-el2n", sup.table["el2n"].meta)
+    sup_s = supervised_el2n(x, y, ids)
     feats = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
     pl = pseudo_labels(feats, ids=ids, seed=0)
     lf = labelfree_dynamics(x, pl, ids=ids, seed=0, metrics=("el2n",)).table["el2n"]
@@ -86,14 +76,8 @@ def main() -> None:
         results["kept_share_per_class"][str(k)] = shares
         for name, v in shares.items():
             print(f"keep {k}: {name:16s} keeps of each class {v}", flush=True)
-    rows = curve_rows(arms_by_keep, x, y, xt, yt, ids, seeds=args.seeds, trainer="small-cnn",
-                      settings={"epochs": 3}, cache=args.out / "cache", jobs=args.jobs, log=print)  # fmt: skip
-    text, entries = table(rows, "Fashion-MNIST, small-cnn 3 epochs: the supervised gain split by class")
-    print(text)
-    results["curve"] = entries
-    results["seconds"] = round(time.perf_counter() - t_start, 1)
-    write_json_atomic(args.json, results)
-    print(f"wrote {args.json}")
+    title = "Fashion-MNIST, small-cnn 3 epochs: the supervised gain split by class"
+    run_fashion_curve(args, arms_by_keep, (x, y, ids, xt, yt), results, title, t_start)
 
 
 if __name__ == "__main__":
