@@ -109,6 +109,16 @@ def fashion_args(description: str, json_default: str) -> argparse.ArgumentParser
     return ap
 
 
+def fashion_with_ceiling():
+    """One torch thread per training run; the full Fashion-MNIST (what :func:`fashion_mnist` returns)
+    and its supervised ceiling, :func:`supervised_el2n`."""
+    import torch
+
+    torch.set_num_threads(1)
+    x, y, ids, xt, yt = fashion_mnist()
+    return (x, y, ids, xt, yt), supervised_el2n(x, y, ids)
+
+
 def supervised_el2n(x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Scores:
     """The supervised ceiling of the label-free benches: EL2N of a 2-epoch small-cnn proxy on the true labels."""
     sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 from audit_fashion import subset
-from labelfree import fashion_args, fashion_mnist, indicator, run_fashion_curve, supervised_el2n
+from labelfree import fashion_args, fashion_with_ceiling, indicator, run_fashion_curve
 from scipy.stats import spearmanr
 
 from selfprune.dynamics.train import labelfree_dynamics
@@ -64,14 +64,11 @@ def main() -> None:
     ap.add_argument("--encoders", default="pixels,contrastive")
     ap.add_argument("--ks", default="auto,50", help="numbers of pseudo-classes (auto: the default rule)")
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
     t_start = time.perf_counter()
     keeps = [float(k) for k in args.keeps.split(",")]
-    x, y, ids, xt, yt = fashion_mnist()
+    fashion, sup_s = fashion_with_ceiling()
+    x, y, ids, xt, yt = fashion
     n = len(ids)
-    sup_s = supervised_el2n(x, y, ids)
     results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}, "routes": []}
     arms_by_keep: dict[float, list[Scores]] = {k: [sup_s] for k in keeps}
     firsts: list[Scores] = []
@@ -109,7 +106,7 @@ def main() -> None:
         for k in keeps:
             arms_by_keep[k].append(combo)
     title = "Fashion-MNIST, small-cnn 3 epochs: label-free routes by embedding"
-    run_fashion_curve(args, sorted(arms_by_keep.items()), (x, y, ids, xt, yt), results, title, t_start)
+    run_fashion_curve(args, sorted(arms_by_keep.items()), fashion, results, title, t_start)
 
 
 if __name__ == "__main__":

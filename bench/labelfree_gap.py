@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from labelfree import fashion_args, fashion_mnist, indicator, run_fashion_curve, supervised_el2n
+from labelfree import fashion_args, fashion_with_ceiling, indicator, run_fashion_curve
 
 from selfprune.dynamics.train import labelfree_dynamics
 from selfprune.embed import get_encoder
@@ -50,14 +50,11 @@ def kept_shares(s: Scores, y: np.ndarray, m: int) -> list[float]:
 
 def main() -> None:
     args = fashion_args(__doc__.splitlines()[0], "bench/results/labelfree_gap.json").parse_args()
-    import torch
-
-    torch.set_num_threads(1)
     t_start = time.perf_counter()
     keeps = [float(k) for k in args.keeps.split(",")]
-    x, y, ids, xt, yt = fashion_mnist()
+    fashion, sup_s = fashion_with_ceiling()
+    x, y, ids = fashion[:3]
     n = len(ids)
-    sup_s = supervised_el2n(x, y, ids)
     feats = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
     pl = pseudo_labels(feats, ids=ids, seed=0)
     lf = labelfree_dynamics(x, pl, ids=ids, seed=0, metrics=("el2n",)).table["el2n"]
@@ -77,7 +74,7 @@ def main() -> None:
         for name, v in shares.items():
             print(f"keep {k}: {name:16s} keeps of each class {v}", flush=True)
     title = "Fashion-MNIST, small-cnn 3 epochs: the supervised gain split by class"
-    run_fashion_curve(args, arms_by_keep, (x, y, ids, xt, yt), results, title, t_start)
+    run_fashion_curve(args, arms_by_keep, fashion, results, title, t_start)
 
 
 if __name__ == "__main__":
