@@ -318,11 +318,7 @@ def _nearest_faiss(x, c, c64, top):
             if len(hard):
                 lab[hard] = _rescore(xs[hard], c, c64, top, bs[hard])
         labels[a : a + 65_536] = lab
-    exact = _exact_rows(x, c64, labels)
-    if top > 1:
-        o = np.lexsort((labels, -exact), axis=1)
-        labels, exact = np.take_along_axis(labels, o, axis=1), np.take_along_axis(exact, o, axis=1)
-    return exact, labels
+    return _exact_ordered(x, c64, labels)
 
 
 def _rescore(x, c, c64, top, beta):
@@ -334,14 +330,34 @@ def _rescore(x, c, c64, top, beta):
     sims, idx = faiss_search(x, c, m)
     idx = idx.astype(np.int64)
     inside = (sims.astype(np.float64) >= (sims[:, top - 1] - 2 * beta)[:, None]).sum(axis=1)
-    ex = _exact_rows(x, c64, idx)
-    ex[np.arange(m)[None, :] >= inside[:, None]] = -np.inf
-    out = np.take_along_axis(idx, np.lexsort((idx, -ex), axis=1)[:, :top], axis=1)
+    out = _top_in_window(x, c64, idx, inside, top)
     full = np.flatnonzero(inside >= m) if m < k else np.empty(0, dtype=np.int64)
     if len(full):  # more candidates inside the window than fetched: every centroid, exactly
-        ex = x[full].astype(np.float64) @ c64.T
-        out[full] = np.lexsort((np.broadcast_to(np.arange(k), ex.shape), -ex), axis=1)[:, :top]
+        out[full] = _top_of_all(x[full], c64, top)
     return out
+
+
+def _top_in_window(x, c64, cand, inside, top):
+    """The exact top ``top`` of each row among its first ``inside`` candidates ``cand`` (n, m);
+    ties go to the lower index."""
+    ex = _exact_rows(x, c64, cand)
+    ex[np.arange(cand.shape[1])[None, :] >= inside[:, None]] = -np.inf  # outside the window: cannot win
+    return np.take_along_axis(cand, np.lexsort((cand, -ex), axis=1)[:, :top], axis=1)
+
+
+def _top_of_all(x, c64, top):
+    """The exact top ``top`` of each row over every centroid; ties go to the lower index."""
+    ex = x.astype(np.float64) @ c64.T
+    return np.lexsort((np.broadcast_to(np.arange(len(c64)), ex.shape), -ex), axis=1)[:, :top]
+
+
+def _exact_ordered(x, c64, labels):
+    """The exact similarities of the chosen ``labels`` (n, top), both ordered by similarity, then index."""
+    exact = _exact_rows(x, c64, labels)
+    if labels.shape[1] > 1:
+        o = np.lexsort((labels, -exact), axis=1)
+        labels, exact = np.take_along_axis(labels, o, axis=1), np.take_along_axis(exact, o, axis=1)
+    return exact, labels
 
 
 def _nearest_block(x, c, c64, top, kind):
@@ -368,18 +384,10 @@ def _nearest_block(x, c, c64, top, kind):
     full = inside >= m if m < k else np.zeros(n, dtype=bool)
     hard = (inside > top) & ~full
     if hard.any():
-        cand = idx[hard]
-        ex = _exact_rows(x[hard], c64, cand)
-        ex[np.arange(m)[None, :] >= inside[hard][:, None]] = -np.inf  # outside the window: cannot win
-        labels[hard] = np.take_along_axis(cand, np.lexsort((cand, -ex), axis=1)[:, :top], axis=1)
+        labels[hard] = _top_in_window(x[hard], c64, idx[hard], inside[hard], top)
     if full.any():  # more candidates inside the window than fetched: every centroid, exactly
-        ex = x[full].astype(np.float64) @ c64.T  # only these rows: no float64 copy of the block
-        labels[full] = np.lexsort((np.broadcast_to(np.arange(k), ex.shape), -ex), axis=1)[:, :top]
-    exact = _exact_rows(x, c64, labels)
-    if top > 1:  # order the chosen ones by exact similarity, then index
-        o = np.lexsort((labels, -exact), axis=1)
-        labels, exact = np.take_along_axis(labels, o, axis=1), np.take_along_axis(exact, o, axis=1)
-    return exact, labels
+        labels[full] = _top_of_all(x[full], c64, top)
+    return _exact_ordered(x, c64, labels)
 
 
 def pairs_above(a: np.ndarray, b: np.ndarray, thr: float, *, lower: bool = False
