@@ -44,6 +44,16 @@ def test_pseudo_labels_file(unlabelled, capsys):
     assert pq.read_table(again).equals(t)
     out = capsys.readouterr().out
     assert "k = 10 clusters, chosen for 1,797 rows" in out
+    # the vote of restarts: recorded in the metadata and printed; --restarts 1 is the plain file
+    voted = root / "voted.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--restarts", "3",
+                 "--out", str(voted)]) == 0  # fmt: skip
+    vmeta = json.loads(pq.read_table(voted).schema.metadata[b"selfprune"])["pseudo_labels"]
+    assert vmeta["restarts"] == 3 and 0 < vmeta["mean_agreement"] <= 1
+    assert f"vote of 3 restarts: on average {vmeta['mean_agreement']:.1%}" in capsys.readouterr().out
+    one = root / "one-restart.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--restarts", "1", "--out", str(one)]) == 0
+    assert pq.read_table(one).equals(t)
 
 
 def test_dynamics_and_select_without_labels(unlabelled, capsys):
@@ -95,6 +105,8 @@ def test_bad_input_is_one_line_and_exit_2(unlabelled, tmp_path, capsys):
     assert "k must be" in _err(capsys)
     assert main(["pseudo-labels", "--embeddings", str(emb), "--k", "5000", "--out", str(out)]) == 2
     assert "larger than the number of examples" in _err(capsys)
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--restarts", "0", "--out", str(out)]) == 2
+    assert "restarts must be" in _err(capsys)
     assert not out.exists()
     # an output over an input is refused, and the input survives
     before = _digest(pseudo)

@@ -6,7 +6,7 @@ import pytest
 
 from selfprune.errors import InvalidInputError
 from selfprune.io.store import EmbeddingStore
-from selfprune.metrics.pseudo import MAX_K, MIN_K, PseudoLabels, choose_k, pseudo_labels
+from selfprune.metrics.pseudo import MAX_K, MIN_K, PseudoLabels, _matched, choose_k, consensus_labels, pseudo_labels
 
 
 def blobs(n_per=150, centres=4, dim=16, spread=0.05, seed=0):
@@ -84,6 +84,7 @@ def test_choose_k_rule_is_bounded_and_monotone():
         ({"k": 1000}, "larger than the number of examples"),
         ({"refine": "scan"}, "refine must be one of"),
         ({"neighbours": 0}, "neighbours must be"),
+        ({"restarts": 0}, "restarts must be"),
     ],
 )
 def test_bad_settings_are_one_clear_error(kw, match):
@@ -97,6 +98,65 @@ def test_nan_rows_are_refused():
     x[3, 2] = np.nan
     with pytest.raises(InvalidInputError, match="NaN"):
         pseudo_labels(x, k=4)
+
+
+# ---- consensus of several clusterings
+
+
+def test_consensus_undoes_renumbering_and_outvotes_a_minority():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, size=400)
+    perms = [np.arange(5), rng.permutation(5), rng.permutation(5)]
+    runs = np.stack([p[truth] for p in perms])  # the same clustering, numbered three ways
+    wrong = rng.choice(400, size=60, replace=False)
+    runs[2, wrong] = perms[2][(truth[wrong] + 1) % 5]  # the third disagrees on 60 rows
+    conf = np.full(runs.shape, 0.9)
+    labels, confidence, agreement = consensus_labels(runs, conf, 5)
+    np.testing.assert_array_equal(labels, truth)  # numbered as the first, the majority wins
+    np.testing.assert_allclose(agreement[wrong], 2 / 3)
+    np.testing.assert_allclose(np.delete(agreement, wrong), 1.0)
+    np.testing.assert_allclose(confidence[wrong], 0.6)  # (0.9 + 0.9 + 0) / 3
+
+
+def test_consensus_tie_goes_to_the_earliest_clustering():
+    runs = np.array([[0, 0, 1, 1], [0, 0, 1, 0]])  # two clusterings disagree on the last row only
+    labels, _, agreement = consensus_labels(runs, np.ones(runs.shape), 2)
+    np.testing.assert_array_equal(labels, [0, 0, 1, 1])
+    np.testing.assert_allclose(agreement, [1, 1, 1, 0.5])
+
+
+def test_restarts_vote_and_one_restart_is_the_single_clustering():
+    x, _, _ = blobs(n_per=100, seed=3)
+    x = x + np.random.default_rng(0).normal(scale=0.3, size=x.shape).astype(np.float32)  # overlapping
+    for refine in ("none", "neighbours"):
+        one = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine)
+        same = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine, restarts=1)
+        np.testing.assert_array_equal(one.labels, same.labels)
+        a = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine, restarts=3)
+        b = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine, restarts=3)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.meta["restarts"] == 3 and 0 < a.meta["mean_agreement"] <= 1
+        assert np.all((a.confidence > 0) & (a.confidence <= 1))
+        # the vote leaves restart 0's partition (the single clustering) only where it was outvoted:
+        # after renaming, on at most R * (1 - mean agreement) of the rows
+        renamed = _matched(one.labels, a.labels, 6)
+        assert np.mean(renamed != a.labels) <= 3 * (1 - a.meta["mean_agreement"]) + 1e-12
+
+
+def test_restarts_recover_planted_clusters_that_single_clusterings_miss():
+    x, y, _ = blobs()  # four separated clusters, k = 4: k-means on a sample can merge two of them
+    for refine in ("none", "neighbours"):
+        single = [pseudo_labels(x, k=4, seed=s, epochs=5, refine=refine).purity(y) for s in range(3)]
+        voted = [pseudo_labels(x, k=4, seed=s, epochs=5, refine=refine, restarts=5).purity(y) for s in range(3)]
+        assert min(single) < 1.0  # the planted trap works on these seeds
+        assert voted == [1.0, 1.0, 1.0]
+
+
+def test_consensus_refuses_mismatched_or_out_of_range_labels():
+    with pytest.raises(InvalidInputError, match="must be \\(R, N\\)"):
+        consensus_labels(np.zeros((2, 5), dtype=int), np.ones((2, 4)), 3)
+    with pytest.raises(InvalidInputError, match="in \\[0, 3\\)"):
+        consensus_labels(np.array([[0, 3]]), np.ones((1, 2)), 3)
 
 
 # ---- label-free dynamics on pseudo-labels

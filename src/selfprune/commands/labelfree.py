@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         epochs: Annotated[int, typer.Option(help="passes of the neighbour head over its sample")] = 30,
         fit_rows: Annotated[int, typer.Option(help="rows the neighbour head trains on (a sample)")] = 100_000,
         seed: Annotated[int, typer.Option(help="seed of k-means and the head")] = 0,
+        restarts: Annotated[
+            int, typer.Option(help="cluster this many times (seeds drawn from --seed) and keep their vote")
+        ] = 1,
         vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
         engine: EngineOption = "local",
         address: AddressOption = None,
@@ -44,13 +47,15 @@ def register(app: typer.Typer) -> None:
         with engine_for(out, engine, address, workers):
             pl = pseudo_labels(
                 source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,
-                fit_rows=fit_rows, encoder=meta.get("encoder"),
+                fit_rows=fit_rows, restarts=restarts, encoder=meta.get("encoder"),
             )  # fmt: skip
             write_pseudo_labels(out, pl)
         counts = pl.counts()
         used = counts[counts > 0]
         how = "given" if k is not None else f"chosen for {len(pl):,} rows ({pl.meta['k_rule']})"
         stdout.print(f"k = {pl.k} clusters, {how}; refine = {refine}")
+        if restarts > 1:
+            stdout.print(f"vote of {restarts} restarts: on average {pl.meta['mean_agreement']:.1%} of them agree")
         stdout.print(
             f"cluster sizes: min {used.min():,}, median {int(np.median(used)):,}, max {used.max():,}; "
             f"{pl.meta['empty_clusters']} empty; mean confidence {pl.meta['mean_confidence']:.3f}"

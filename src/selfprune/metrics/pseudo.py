@@ -36,6 +36,10 @@ from selfprune.metrics._kernel import by_row_blocks
 from selfprune.metrics._kmeans import fit_centroids, normalize_rows, unit_rows
 
 REFINE = ("none", "neighbours")
+CONSENSUS = (
+    "restarts matched to the first by overlap (Hungarian), majority vote, ties to the earliest "
+    "restart; confidence = mean over restarts of each one's confidence where it voted for the winner"
+)
 KMEANS_TEMPERATURE = 0.05
 """Softmax temperature over cosine similarities that turns k-means assignments into confidences."""
 MIN_K, MAX_K, ROWS_PER_CLUSTER = 10, 100, 6000
@@ -96,6 +100,7 @@ def pseudo_labels(
     fit_rows: int = 100_000,
     niter: int = 20,
     max_points_per_centroid: int = 256,
+    restarts: int = 1,
     encoder: str | None = None,
     engine: Engine | str | None = None,
 ) -> PseudoLabels:
@@ -106,6 +111,11 @@ def pseudo_labels(
     ``fit_rows`` rows with ``neighbours`` nearest neighbours each, for ``epochs`` passes;
     ``"none"`` keeps the k-means assignment. ``k=None`` uses :func:`choose_k`. A cluster may end
     empty (more often with the refinement); ``meta["empty_clusters"]`` counts them.
+
+    ``restarts > 1`` clusters that many times (k-means and head from seeds drawn in turn from
+    ``seed``; the refinement's sample and its neighbours are shared) and returns their consensus
+    (:func:`consensus_labels`): one clustering depends much on its seed, and their vote less
+    (measured in docs/labelfree.md). ``restarts=1`` is the single clustering of the same seed.
     """
     caller = "pseudo_labels"
     x = source_of(embeddings, caller=caller)
@@ -121,15 +131,12 @@ def pseudo_labels(
     neighbours = check_int(neighbours, caller=caller, name="neighbours", low=1)
     epochs = check_int(epochs, caller=caller, name="epochs", low=1)
     fit_rows = check_int(fit_rows, caller=caller, name="fit_rows", low=2)
+    restarts = check_int(restarts, caller=caller, name="restarts", low=1)
     rng = as_rng(seed, caller=caller)
     if ids is None and hasattr(x, "ids"):
         ids = x.ids
     ids = check_ids(ids, n, caller=caller)
-    km_seed, head_seed = seed_int(rng), seed_int(rng)
-
-    sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=km_seed), inplace=True)
-    centroids = fit_centroids(sample, k=k, seed=km_seed, niter=niter, max_points_per_centroid=max_points_per_centroid)
-    del sample
+    seeds = [(seed_int(rng), seed_int(rng)) for _ in range(restarts)]  # (k-means, head) per restart
     meta: dict[str, Any] = {
         "k": k,
         "k_rule": "given" if k_given else f"choose_k: n / {ROWS_PER_CLUSTER} clipped to [{MIN_K}, {MAX_K}]",
@@ -141,25 +148,95 @@ def pseudo_labels(
     if encoder:
         meta["encoder"] = encoder
     eng = get_engine(engine)
+    fit = nbr = None
     if refine == "none":
-        parts = eng.map(kmeans_assign_chunk, x, {"centroids": centroids})
         meta["temperature"] = KMEANS_TEMPERATURE
     else:
         m = min(n, fit_rows)
         if neighbours >= m:
             raise InvalidInputError(f"{caller}: neighbours={neighbours} must be below the {m} rows it fits on")
-        fit = normalize_rows(sample_rows(x, m, seed=head_seed), inplace=True)
-        init = _kmeans_assign(fit, centroids)[:, 0].astype(np.int64)
-        head = fit_neighbour_head(fit, init, k=k, neighbours=neighbours, epochs=epochs, seed=head_seed)
-        del fit
-        parts = eng.map(head_assign_chunk, x, head_state(head))
+        fit = normalize_rows(sample_rows(x, m, seed=seeds[0][1]), inplace=True)
+        nbr = neighbour_table(fit, neighbours, seed=seeds[0][1])
         meta.update(neighbours=neighbours, epochs=epochs, fit_rows=m)
-    labels = stack(parts, "label").astype(np.int64)
-    conf = stack(parts, "confidence").astype(np.float64)
+    runs = []
+    for km_seed, head_seed in seeds:
+        sample = normalize_rows(sample_rows(x, k * max_points_per_centroid, seed=km_seed), inplace=True)
+        centroids = fit_centroids(
+            sample, k=k, seed=km_seed, niter=niter, max_points_per_centroid=max_points_per_centroid
+        )
+        del sample
+        if fit is None:
+            parts = eng.map(kmeans_assign_chunk, x, {"centroids": centroids})
+        else:
+            init = _kmeans_assign(fit, centroids)[:, 0].astype(np.int64)
+            head = fit_neighbour_head(fit, init, k=k, neighbours=neighbours, epochs=epochs, seed=head_seed, nbr=nbr)
+            parts = eng.map(head_assign_chunk, x, head_state(head))
+        runs.append((stack(parts, "label").astype(np.int64), stack(parts, "confidence").astype(np.float64)))
+    del fit, nbr
+    if restarts == 1:
+        labels, conf = runs[0]
+    else:
+        labels, conf, agree = consensus_labels(np.stack([r[0] for r in runs]), np.stack([r[1] for r in runs]), k)
+        meta.update(restarts=restarts, consensus=CONSENSUS, mean_agreement=float(agree.mean()))
     counts = np.bincount(labels, minlength=k)
     meta["empty_clusters"] = int((counts == 0).sum())
     meta["mean_confidence"] = float(conf.mean())
     return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)
+
+
+def consensus_labels(labelings, confidences, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vote of R clusterings of the same N rows: ``labelings`` and ``confidences`` (R, N).
+
+    Cluster numbers are arbitrary, so clusterings are compared after matching: the one-to-one map
+    of one's clusters to another's that maximises the rows on which they agree (Hungarian assignment
+    on their k x k overlap counts). The reference is the clustering that agrees most with all the
+    others (the earliest on ties), so that one bad clustering cannot set the numbering; every
+    clustering is matched to it, and each row takes the label most clusterings give it (a tie goes
+    to the reference, then to the earliest). Returns ``(labels, confidence, agreement)``, each
+    (N,): ``confidence`` is the mean over clusterings of each one's confidence where it voted for
+    the winning label (0 where it did not), ``agreement`` the share that voted for it.
+    """
+    lab = np.asarray(labelings, dtype=np.int64)
+    conf = np.asarray(confidences, dtype=np.float64)
+    if lab.ndim != 2 or conf.shape != lab.shape:
+        raise InvalidInputError(
+            f"consensus_labels: labelings and confidences must be (R, N), got {lab.shape} and {conf.shape}"
+        )
+    if lab.size and (lab.min() < 0 or lab.max() >= k):
+        raise InvalidInputError(f"consensus_labels: labels must be in [0, {k})")
+    R = len(lab)
+    together = np.zeros((R, R))
+    for i in range(R):
+        for j in range(i + 1, R):
+            together[i, j] = together[j, i] = np.mean(_matched(lab[i], lab[j], k) == lab[j])
+    ref = int(together.sum(axis=1).argmax())
+    order = [ref] + [r for r in range(R) if r != ref]
+    aligned = np.stack([lab[r] if r == ref else _matched(lab[r], lab[ref], k) for r in order])
+    votes = np.stack([(aligned == aligned[r]).sum(axis=0) for r in range(R)])  # (R, N)
+    winner = votes.argmax(axis=0)  # the reference, then the earliest, among the most voted
+    labels = aligned[winner, np.arange(lab.shape[1])]
+    agree = aligned == labels
+    return labels, np.where(agree, conf[order], 0.0).mean(axis=0), agree.mean(axis=0)
+
+
+def _matched(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """``a``'s labels renamed to ``b``'s by the one-to-one map that maximises their agreement."""
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = np.zeros((k, k), dtype=np.int64)
+    np.add.at(overlap, (a, b), 1)
+    rows, cols = linear_sum_assignment(overlap, maximize=True)
+    to = np.empty(k, dtype=np.int64)
+    to[rows] = cols
+    return to[a]
+
+
+def neighbour_table(x: np.ndarray, neighbours: int, *, seed: int) -> np.ndarray:
+    """(n, neighbours) nearest rows of each normalised row of ``x`` by cosine (faiss), itself where short."""
+    from selfprune.metrics.density import knn_graph
+
+    _, nbr = knn_graph(x, neighbours, metric="cosine", index="auto", seed=seed, caller="pseudo_labels")
+    return np.where(nbr < 0, np.arange(len(x))[:, None], nbr)
 
 
 def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -192,6 +269,7 @@ def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray
     torch = require("torch", "torch")
     f = torch.nn.functional
     w = {k: torch.from_numpy(np.ascontiguousarray(state[k])) for k in ("w1", "b1", "w2", "b2")}
+
     def probs(b: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(b)
@@ -212,6 +290,7 @@ def fit_neighbour_head(
     batch_size: int = 512,
     lr: float = 1e-3,
     seed: int = 0,
+    nbr: np.ndarray | None = None,
 ):
     """Train the ``mlp`` classifier (D -> 256 -> k) as a head on normalised rows ``x`` (n, D); returns it.
 
@@ -220,14 +299,14 @@ def fit_neighbour_head(
     prediction (so that the head cannot put everything into one cluster). The head first learns the
     k-means assignment ``init`` for one epoch, so clusters start where k-means put them and the
     refinement moves only what the neighbours contradict. Deterministic under ``seed`` (CPU).
+    ``nbr``: the rows' :func:`neighbour_table` when already computed (else found here).
     """
     torch = require("torch", "torch")
     from selfprune.evaluate.models import build_model
     from selfprune.evaluate.trainers import fit_minibatches
-    from selfprune.metrics.density import knn_graph
 
-    _, nbr = knn_graph(x, neighbours, metric="cosine", index="auto", seed=seed, caller="pseudo_labels")
-    nbr = np.where(nbr < 0, np.arange(len(x))[:, None], nbr)
+    if nbr is None:
+        nbr = neighbour_table(x, neighbours, seed=seed)
     head = build_model("mlp", (x.shape[1],), k, seed=seed)  # D -> 256 -> k, weights from ``seed``
     opt = torch.optim.Adam(head.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -248,4 +327,4 @@ def fit_neighbour_head(
     return head
 
 
-__all__ = ["PseudoLabels", "pseudo_labels", "choose_k", "fit_neighbour_head", "REFINE"]
+__all__ = ["PseudoLabels", "pseudo_labels", "choose_k", "consensus_labels", "fit_neighbour_head", "REFINE"]
