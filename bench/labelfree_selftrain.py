@@ -10,8 +10,9 @@ labels, reference only) and the Spearman correlation of its label-free EL2N with
   label-free score from each of four clustering seeds;
 - **ensembles**: the mean normalised rank of the label-free scores of the first m clustering
   seeds (``sp.mean_rank``), and the mean over m proxy seeds on one clustering (``n_seeds``);
-- **consensus**: the four clusterings matched to the first (Hungarian) and put to a vote: how
-  much they disagree on an image (no proxy), and the proxy's EL2N on the majority labels;
+- **consensus**: the vote of the four clusterings (``consensus_labels``, what
+  ``pseudo_labels(restarts=)`` returns): how much they disagree on an image (no proxy), and the
+  proxy's EL2N on the majority labels;
 - **self-training** (as the issue's "relabel by the proxy's predictions and retrain"): a proxy
   trained on the pseudo-labels relabels every image by its prediction, in-sample (one proxy on all
   rows) or out-of-fold (two proxies, each on one half, labelling the other half); a fresh proxy
@@ -29,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 from labelfree import fashion_mnist, supervised_el2n
-from scipy.optimize import linear_sum_assignment
 from scipy.stats import spearmanr
 
 from selfprune.dynamics.recorder import Recorder
@@ -38,7 +38,7 @@ from selfprune.embed import get_encoder
 from selfprune.evaluate.models import as_model_input, build_model
 from selfprune.evaluate.trainers import fit_minibatches
 from selfprune.io.atomic import write_json_atomic
-from selfprune.metrics.pseudo import pseudo_labels
+from selfprune.metrics.pseudo import consensus_labels, pseudo_labels
 from selfprune.scores import Scores, mean_rank
 
 
@@ -99,14 +99,11 @@ def main() -> None:
     row("mean over 4 proxy seeds, clustering seed 0", 4, res.table["el2n"].values, pls[0].purity(y))
 
     k, start = pls[0].k, pls[0].labels
-    votes = np.zeros((len(y), k))
-    for pl in pls:  # each clustering's cells matched to seed 0's (Hungarian), then one vote each
-        joint = np.zeros((k, k))
-        np.add.at(joint, (pl.labels, start), 1)
-        cell, to = linear_sum_assignment(-joint)
-        votes[np.arange(len(y)), to[np.argsort(cell)][pl.labels]] += 1
-    consensus = dataclasses.replace(pls[0], labels=votes.argmax(1))
-    row("disagreement of the 4 clusterings (no proxy)", 0, -votes.max(1))
+    voted, _, agreement = consensus_labels(
+        np.stack([pl.labels for pl in pls]), np.stack([pl.confidence for pl in pls]), k
+    )
+    consensus = dataclasses.replace(pls[0], labels=voted)
+    row("disagreement of the 4 clusterings (no proxy)", 0, -agreement)
     res = labelfree_dynamics(x, consensus, ids=ids, seed=0, metrics=("el2n",))
     row("label-free EL2N on the consensus of the 4 clusterings", 1, res.table["el2n"].values, consensus.purity(y))
     every = np.arange(len(y))
