@@ -37,8 +37,8 @@ from selfprune.metrics._kmeans import fit_centroids, normalize_rows, unit_rows
 
 REFINE = ("none", "neighbours")
 CONSENSUS = (
-    "restarts matched to the first by overlap (Hungarian), majority vote, ties to the earliest "
-    "restart; confidence = mean over restarts of each one's confidence where it voted for the winner"
+    "restarts matched by overlap (Hungarian) to the one that agrees most with the others, majority vote; "
+    "confidence = mean over restarts of each one's confidence where it voted for the winner"
 )
 KMEANS_TEMPERATURE = 0.05
 """Softmax temperature over cosine similarities that turns k-means assignments into confidences."""
