@@ -1,7 +1,7 @@
 """Label-free pruning with pseudo-labels voted by several clusterings, against single clusterings.
 
 One clustering of the embeddings depends much on its seed (``bench/labelfree_selftrain.py``:
-purity 0.52 to 0.66 and Spearman with supervised EL2N 0.29 to 0.43 over four seeds), and every
+purity 0.52 to 0.66 and Spearman with supervised EL2N 0.29 to 0.42 over four seeds), and every
 earlier curve used seed 0. This measures what that does to accuracy, and what the vote of four
 restarts (``pseudo_labels(restarts=4)``, ``selfprune pseudo-labels --restarts 4``) gives:
 
