@@ -27,6 +27,7 @@ def test_demo_on_digits_end_to_end_and_resumes(tmp_path):
     assert {r["policy"] for r in data["runs"]} == {"random", "prototypes hard", "labelfree-el2n hard"}
     report = (tmp_path / "report.md").read_text()
     assert "How far label-free got" in report and "- keep 0.5:" in report
+    assert "one clustering seed" in report
     assert first.headline()["labelfree_vs_random_points_at_keep_0.5"] is not None
     assert all(0.5 < r["test_accuracy"] <= 1.0 for r in data["runs"])
     runs = sorted((tmp_path / "cache" / "runs").iterdir())
