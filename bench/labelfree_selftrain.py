@@ -13,7 +13,7 @@ labels, reference only) and the Spearman correlation of its label-free EL2N with
 - **consensus**: the vote of the four clusterings (``consensus_labels``, what
   ``pseudo_labels(restarts=)`` returns): how much they disagree on an image (no proxy), and the
   proxy's EL2N on the majority labels;
-- **self-training** (as the issue's "relabel by the proxy's predictions and retrain"): a proxy
+- **self-training** (relabel by the proxy's predictions and retrain): a proxy
   trained on the pseudo-labels relabels every image by its prediction, in-sample (one proxy on all
   rows) or out-of-fold (two proxies, each on one half, labelling the other half); a fresh proxy
   trains on the new labels, and its EL2N against them is the score. Two rounds of each.
