@@ -33,25 +33,21 @@ from labelfree import fashion_mnist, supervised_el2n
 from scipy.stats import spearmanr
 
 from selfprune.dynamics.recorder import Recorder
-from selfprune.dynamics.train import labelfree_dynamics, proxy_dynamics
+from selfprune.dynamics.train import _run, labelfree_dynamics, proxy_dynamics
 from selfprune.embed import get_encoder
-from selfprune.evaluate.models import as_model_input, build_model
-from selfprune.evaluate.trainers import fit_minibatches
+from selfprune.evaluate.models import as_model_input
 from selfprune.io.atomic import write_json_atomic
 from selfprune.metrics.pseudo import consensus_labels, pseudo_labels
 from selfprune.scores import Scores, mean_rank
 
 
 def proxy_with_predictions(torch, xm, rows: np.ndarray, labels: np.ndarray, k: int, seed: int):
-    """The default proxy recipe (small-cnn, Adam 1e-3, batch 128, 2 epochs) on ``xm[rows]``: its
-    last-epoch EL2N on those rows, and its softmax over every row of ``xm`` after training."""
-    xs, ys = xm[torch.from_numpy(rows)], torch.from_numpy(labels)
-    net = build_model("small-cnn", tuple(xm.shape[1:]), k, seed=seed)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    """One run of the proxy loop of ``proxy_dynamics`` (small-cnn, its default Adam 1e-3 and batch 128,
+    2 epochs) on ``xm[rows]``: its last-epoch EL2N on those rows, and its softmax over every row of
+    ``xm`` after training."""
     rec = Recorder(len(rows), k, None, ids=np.arange(len(rows)))
-    fit_minibatches(net, opt, xs, ys, batch_size=128, generator=torch.Generator().manual_seed(seed), epochs=2,
-                    on_batch=lambda idx, lg: rec.update(idx.numpy(), lg, ys[idx]),
-                    on_epoch=lambda e: rec.end_epoch())  # fmt: skip
+    *_, net = _run(torch, xm[torch.from_numpy(rows)], labels, rec.ids, model="small-cnn", num_classes=k, epochs=2,
+                   batch_size=128, lr=1e-3, seed=seed, rec=rec, grand_epoch=-1, progress=None, label="")  # fmt: skip
     net.eval()
     with torch.inference_mode():
         p = torch.cat([net(xm[lo : lo + 2048]).softmax(1) for lo in range(0, len(xm), 2048)]).numpy()

@@ -118,7 +118,7 @@ def _run(
     )
     g_full, g_last = grads["full"], grads["last"]
     acc = float(np.mean(_predict(torch, net, xt) == y))
-    return g_full, g_last, acc
+    return g_full, g_last, acc, net
 
 
 def proxy_dynamics(
@@ -179,7 +179,7 @@ def proxy_dynamics(
                 f"proxy_dynamics: {folder} already holds a recording; choose an empty folder"
             )
         rec = Recorder(len(y), num_classes, folder, ids=ids)
-        g_full, g_last, acc = _run(
+        g_full, g_last, acc, _ = _run(
             torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
             grand_epoch=grand_epoch, progress=progress, label=f"seed {k + 1}/{seeds}", grand=grand,
