@@ -84,7 +84,8 @@ def main() -> None:
     x, y, ids, _, _ = fashion_mnist(args.n, 10)
     sup = supervised_el2n(x, y, ids).values
     torch.set_num_threads(args.threads)  # the ceiling's helper sets one thread
-    results: dict = {"setting": {k: str(v) for k, v in vars(args).items()}, "supervised_shares": kept_shares(sup, ids, y, args.keep)}
+    results: dict = {"setting": {k: str(v) for k, v in vars(args).items()},
+                     "supervised_shares": kept_shares(sup, ids, y, args.keep)}  # fmt: skip
 
     pix = get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x)
     enc = get_encoder("efficientnet-lite0", threads=args.threads)
@@ -93,7 +94,8 @@ def main() -> None:
     from sklearn.decomposition import PCA
 
     eff64 = PCA(64, random_state=0).fit(eff[:20_000]).transform(eff)
-    views = {"pixel PCA": pix, "EfficientNet-Lite0": eff, "both, concatenated": np.hstack([unit_rows(pix), unit_rows(eff64)])}
+    both = np.hstack([unit_rows(pix), unit_rows(eff64)])
+    views = {"pixel PCA": pix, "EfficientNet-Lite0": eff, "both, concatenated": both}
     print("| clustering (k = 10) | purity |\n|---|---:|")
     plabels, results["clusterings"] = {}, []
     for name, f in views.items():
@@ -109,7 +111,8 @@ def main() -> None:
     a, b = ranks["pixel PCA"], ranks["EfficientNet-Lite0"]
     combos = {"pixel PCA": a, "EfficientNet-Lite0": b, "mean rank": (a + b) / 2, "minimum rank": np.minimum(a, b),
               "maximum rank": np.maximum(a, b), "product of ranks": a * b, "supervised EL2N": sup}  # fmt: skip
-    print(f"\n| label-free EL2N | Spearman with supervised EL2N | share of each class kept at keep {args.keep} (classes 0..9) |")
+    print("\n| label-free EL2N | Spearman with supervised EL2N | share of each class kept at keep "
+          f"{args.keep} (classes 0..9) |")  # fmt: skip
     print("|---|---:|---|")
     results["combinations"] = []
     for name, v in combos.items():
