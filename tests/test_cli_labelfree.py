@@ -54,6 +54,16 @@ def test_pseudo_labels_file(unlabelled, capsys):
     one = root / "one-restart.parquet"
     assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--restarts", "1", "--out", str(one)]) == 0
     assert pq.read_table(one).equals(t)
+    # restarts kept for proxy heads: one column per restart, restart 0 is the plain clustering
+    heads = root / "heads.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--restarts", "3", "--combine", "heads",
+                 "--out", str(heads)]) == 0  # fmt: skip
+    th = pq.read_table(heads)
+    assert th.column_names == ["id", "pseudo_label", "confidence", "pseudo_label_1", "pseudo_label_2"]
+    assert th.column("pseudo_label").equals(t.column("pseudo_label"))
+    hmeta = json.loads(th.schema.metadata[b"selfprune"])["pseudo_labels"]
+    assert hmeta["restarts"] == 3 and hmeta["combine"] == "heads"
+    assert "3 restarts kept for 3 proxy heads" in capsys.readouterr().out
 
 
 def test_dynamics_and_select_without_labels(unlabelled, capsys):
@@ -94,6 +104,24 @@ def test_dynamics_and_select_without_labels(unlabelled, capsys):
         assert abs(n_kept - 0.5 * summary["total_per_class"][c]) <= 1
 
 
+def test_dynamics_trains_a_head_per_kept_restart(unlabelled, capsys):
+    root, data, emb, _, _ = unlabelled
+    pseudo = root / "heads2.parquet"
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--epochs", "5", "--restarts", "2", "--combine", "heads",
+                 "--out", str(pseudo)]) == 0  # fmt: skip
+    scores, rec = root / "heads-scores.parquet", root / "heads-rec"
+    assert main(["dynamics", "--data", str(data), "--pseudo-labels", str(pseudo), "--model", "mlp", "--epochs", "2",
+                 "--metrics", "el2n", "--record-dir", str(rec), "--out", str(scores)]) == 0  # fmt: skip
+    assert "(2 heads, one per restart" in capsys.readouterr().out
+    t = pq.read_table(scores)
+    meta = json.loads(t.schema.metadata[b"selfprune"])["metrics"]["el2n"]
+    assert meta["heads"] == 2 and meta["label_free"] is True
+    el2n = t.column("el2n").to_numpy()
+    assert np.all((el2n > 0) & (el2n <= 1))  # the mean of the heads' normalised ranks
+    np.testing.assert_array_equal(t.column("pseudo_label").to_numpy(), pq.read_table(pseudo).column("pseudo_label"))
+    assert (rec / "seed-0" / "head-0" / "state.json").exists() and (rec / "seed-0" / "head-1" / "state.json").exists()
+
+
 def _err(capsys):
     return capsys.readouterr().err
 
@@ -107,6 +135,9 @@ def test_bad_input_is_one_line_and_exit_2(unlabelled, tmp_path, capsys):
     assert "larger than the number of examples" in _err(capsys)
     assert main(["pseudo-labels", "--embeddings", str(emb), "--restarts", "0", "--out", str(out)]) == 2
     assert "restarts must be" in _err(capsys)
+    assert main(["pseudo-labels", "--embeddings", str(emb), "--restarts", "2", "--combine", "mean",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "combine must be one of" in _err(capsys)
     assert not out.exists()
     # an output over an input is refused, and the input survives
     before = _digest(pseudo)

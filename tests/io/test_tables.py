@@ -65,6 +65,8 @@ def test_ids_parquet_and_text(tmp_path):
 
 
 def test_pseudo_labels_travel_apart_from_labels(tmp_path):
+    import pyarrow.parquet as pq
+
     from selfprune.io.tables import read_pseudo_labels, read_scores, write_pseudo_labels, write_scores
     from selfprune.metrics.pseudo import PseudoLabels
     from selfprune.scores import Scores, ScoreTable
@@ -83,7 +85,18 @@ def test_pseudo_labels_travel_apart_from_labels(tmp_path):
     again = read_pseudo_labels(tmp_path / "p.parquet")
     np.testing.assert_array_equal(again.ids, pl.ids)
     np.testing.assert_array_equal(again.labels, pl.labels)
-    assert again.k == 3 and again.meta["seed"] == 4
+    assert again.k == 3 and again.meta["seed"] == 4 and again.restart_labels is None
+    # restarts kept for proxy heads travel as pseudo_label_1, ... and come back as they went
+    heads = np.array([[0, 1, 1], [2, 2, 0], [1, 0, 3]])
+    ph = PseudoLabels(pl.ids, heads[0], pl.confidence, k=4, meta={"combine": "heads"}, restart_labels=heads)
+    write_pseudo_labels(tmp_path / "h.parquet", ph)
+    assert pq.read_schema(tmp_path / "h.parquet").names == [
+        "id", "pseudo_label", "confidence", "pseudo_label_1", "pseudo_label_2"
+    ]  # fmt: skip
+    back_h = read_pseudo_labels(tmp_path / "h.parquet")
+    np.testing.assert_array_equal(back_h.restart_labels, heads)
+    np.testing.assert_array_equal(back_h.labels, heads[0])
+    assert back_h.heads == 3 and back_h.k == 4
 
 
 def test_write_parquet_reads_back_with_its_metadata(tmp_path):

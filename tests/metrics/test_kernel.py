@@ -176,8 +176,12 @@ def test_row_blocks_make_a_product_independent_of_the_batch():
     x = rng.normal(size=(700, 50)).astype(np.float32)
     w = rng.normal(size=(30, 50)).astype(np.float32)
     whole = by_row_blocks(lambda b: b @ w.T, x)
-    pieces = np.concatenate([by_row_blocks(lambda b: b @ w.T, x[a : a + 3]) for a in range(0, 700, 3)])
-    np.testing.assert_array_equal(whole, pieces)
+    # chunks of any size, starting anywhere: each row keeps its place in its block
+    for size in (3, 37, 256, 300):
+        pieces = np.concatenate([by_row_blocks(lambda b: b @ w.T, x[a : a + size], a) for a in range(0, 700, size)])
+        np.testing.assert_array_equal(whole, pieces)
+    shifted = by_row_blocks(lambda b: b @ w.T, x[5:], 5)
+    np.testing.assert_array_equal(whole[5:], shifted)
 
 
 def test_bad_kernel_name_and_calibration_cache(tmp_path, monkeypatch):

@@ -63,7 +63,7 @@ def test_deterministic_under_a_seed_and_streamed_equals_memory(tmp_path):
         mem = pseudo_labels(x, k=6, seed=5, epochs=4, refine=refine)
         streamed = pseudo_labels(_store(tmp_path / refine, x, chunk_rows=37), k=6, seed=5, epochs=4, refine=refine)
         np.testing.assert_array_equal(mem.labels, streamed.labels)
-        np.testing.assert_allclose(mem.confidence, streamed.confidence, rtol=1e-6)
+        np.testing.assert_array_equal(mem.confidence, streamed.confidence)  # row blocks fixed by row number
         np.testing.assert_array_equal(streamed.ids, np.arange(len(x)))
 
 
@@ -203,3 +203,71 @@ def test_labelfree_dynamics_refuses_pseudo_labels_of_other_data():
     one = PseudoLabels(ids=np.arange(len(y)), labels=np.zeros(len(y), dtype=np.int64), confidence=np.ones(len(y)), k=2)
     with pytest.raises(InvalidInputError, match="one cluster"):
         labelfree_dynamics(x, one, model="mlp", epochs=1)
+
+
+# ---- one proxy, a head per restart
+
+
+def test_heads_keep_every_restart_with_restart_zero_the_single_clustering():
+    x, _, _ = blobs(n_per=100, seed=3)
+    x = x + np.random.default_rng(0).normal(scale=0.3, size=x.shape).astype(np.float32)  # overlapping
+    one = pseudo_labels(x, k=6, seed=5, epochs=4)
+    a = pseudo_labels(x, k=6, seed=5, epochs=4, restarts=3, combine="heads")
+    b = pseudo_labels(x, k=6, seed=5, epochs=4, restarts=3, combine="heads")
+    voted = pseudo_labels(x, k=6, seed=5, epochs=4, restarts=3)
+    assert a.heads == 3 and a.restart_labels.shape == (3, len(x)) and a.meta["combine"] == "heads"
+    np.testing.assert_array_equal(a.restart_labels, b.restart_labels)
+    np.testing.assert_array_equal(a.labels, one.labels)  # restart 0 is the single clustering
+    np.testing.assert_array_equal(a.restart_labels[0], one.labels)
+    np.testing.assert_array_equal(a.confidence, one.confidence)
+    # the heads are the very restarts the vote is built from: voting them gives the voted labels
+    assert voted.heads == 1 and voted.restart_labels is None
+    again, _, _ = consensus_labels(a.restart_labels, np.ones(a.restart_labels.shape), 6)
+    np.testing.assert_array_equal(again, voted.labels)
+    # one restart is the plain clustering whatever combine says
+    single = pseudo_labels(x, k=6, seed=5, epochs=4, combine="heads")
+    assert single.heads == 1 and single.restart_labels is None
+    np.testing.assert_array_equal(single.labels, one.labels)
+
+
+def test_heads_rank_rows_wrong_in_every_clustering_above_rows_wrong_in_one():
+    from selfprune.dynamics.train import labelfree_dynamics
+
+    x, y, _ = blobs(n_per=250, centres=4, spread=0.12, seed=2)
+    n = len(y)
+    rng = np.random.default_rng(0)
+    rows = rng.permutation(n)
+    both, only_a, only_b = rows[:25], rows[25:75], rows[75:125]  # planted clustering errors
+    core = rows[125:]
+    heads = np.stack([y, (y + 2) % 4])  # restart 1 numbers the same clusters otherwise
+    for h, wrong in ((0, np.concatenate([both, only_a])), (1, np.concatenate([both, only_b]))):
+        heads[h, wrong] = (heads[h, wrong] + rng.integers(1, 4, size=len(wrong))) % 4
+    pl = PseudoLabels(ids=np.arange(n), labels=heads[0], confidence=np.ones(n), k=4, restart_labels=heads)
+    res = labelfree_dynamics(x, pl, model="mlp", epochs=12, seed=0, metrics=("el2n", "aum"))
+    assert res.table.pseudo_labels is not None and np.array_equal(res.table.pseudo_labels, heads[0])
+    assert len(res.recorders) == 2  # one run, two heads
+    for metric in ("el2n", "aum"):
+        s = res.table[metric]
+        assert s.meta["heads"] == 2 and s.meta["label_free"]
+        assert np.all((s.values > 0) & (s.values <= 1))  # mean of normalised ranks
+
+        def auc(hi, lo, v=s.values):
+            return np.mean(v[hi][:, None] > v[lo][None, :])
+
+        one = np.concatenate([only_a, only_b])
+        assert auc(both, one) > 0.9, (metric, auc(both, one))  # wrong in both heads: hardest
+        # wrong in one head: outvoted by the other, so between the two
+        assert np.median(s.values[both]) > np.median(s.values[one]) > np.median(s.values[core])
+
+
+def test_heads_bad_settings_are_clear_errors():
+    from selfprune.dynamics.train import proxy_dynamics
+
+    x, y, _ = blobs(n_per=20)
+    with pytest.raises(InvalidInputError, match="combine must be one of"):
+        pseudo_labels(x, k=4, combine="mean")
+    with pytest.raises(InvalidInputError, match="GraNd needs one labeling"):
+        proxy_dynamics(x, np.stack([y, y], 1), model="mlp", epochs=1, n_seeds=1, grand="last")
+    one_column = proxy_dynamics(x, y[:, None], model="mlp", epochs=1, n_seeds=1, grand="none", metrics=("el2n",))
+    plain = proxy_dynamics(x, y, model="mlp", epochs=1, n_seeds=1, grand="none", metrics=("el2n",))
+    np.testing.assert_array_equal(one_column.table["el2n"].values, plain.table["el2n"].values)

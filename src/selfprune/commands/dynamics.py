@@ -142,9 +142,12 @@ def register(app: typer.Typer) -> None:
                     aum_threshold_runs=aum_threshold, path=record_dir, progress=progress,
                 )  # fmt: skip
         if label_free:
+            heads = f" ({pseudo.heads} heads, one per restart; scores are mean ranks over them)"
             stdout.print(
-                f"label-free: proxies trained on {pseudo.k} pseudo-labels from {pseudo_labels}; "
-                "no label used" + (" (the data's labels travel in the label column only)" if y is not None else "")
+                f"label-free: proxies trained on {pseudo.k} pseudo-labels from {pseudo_labels}"
+                + (heads if pseudo.heads > 1 else "")
+                + "; no label used"
+                + (" (the data's labels travel in the label column only)" if y is not None else "")
             )
         write_scores(out, res.table)
         stdout.print(
@@ -153,7 +156,7 @@ def register(app: typer.Typer) -> None:
             )
         )
         stdout.print(
-            "final training accuracy per seed: " + ", ".join(f"{a:.3f}" for a in res.train_accuracy)
+            "training accuracy in the last epoch, per seed: " + ", ".join(f"{a:.3f}" for a in res.train_accuracy)
         )
         for t in res.threshold:
             stdout.print(

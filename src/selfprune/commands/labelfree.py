@@ -30,8 +30,15 @@ def register(app: typer.Typer) -> None:
         fit_rows: Annotated[int, typer.Option(help="rows the neighbour head trains on (a sample)")] = 100_000,
         seed: Annotated[int, typer.Option(help="seed of k-means and the head")] = 0,
         restarts: Annotated[
-            int, typer.Option(help="cluster this many times (seeds drawn from --seed) and keep their vote")
+            int, typer.Option(help="cluster this many times (seeds drawn from --seed); see --combine")
         ] = 1,
+        combine: Annotated[
+            str,
+            typer.Option(
+                help="with --restarts: vote (one consensus labelling) or heads (keep every restart: "
+                "dynamics trains one proxy with a head per restart)"
+            ),
+        ] = "vote",
         vector_column: Annotated[str | None, typer.Option(help="embedding column of a Parquet file")] = None,
         engine: EngineOption = "local",
         address: AddressOption = None,
@@ -47,14 +54,16 @@ def register(app: typer.Typer) -> None:
         with engine_for(out, engine, address, workers):
             pl = pseudo_labels(
                 source, k=k, refine=refine, seed=seed, ids=ids, neighbours=neighbours, epochs=epochs,
-                fit_rows=fit_rows, restarts=restarts, encoder=meta.get("encoder"),
+                fit_rows=fit_rows, restarts=restarts, combine=combine, encoder=meta.get("encoder"),
             )  # fmt: skip
             write_pseudo_labels(out, pl)
         counts = pl.counts()
         used = counts[counts > 0]
         how = "given" if k is not None else f"chosen for {len(pl):,} rows ({pl.meta['k_rule']})"
         stdout.print(f"k = {pl.k} clusters, {how}; refine = {refine}")
-        if restarts > 1:
+        if pl.heads > 1:
+            stdout.print(f"{restarts} restarts kept for {pl.heads} proxy heads (pseudo_label is restart 0)")
+        elif restarts > 1:
             stdout.print(f"vote of {restarts} restarts: on average {pl.meta['mean_agreement']:.1%} of them agree")
         stdout.print(
             f"cluster sizes: min {used.min():,}, median {int(np.median(used)):,}, max {used.max():,}; "

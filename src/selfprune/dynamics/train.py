@@ -24,7 +24,7 @@ from selfprune.errors import InvalidInputError, StoreError, require
 from selfprune.metrics.aum import AUMThreshold, aum_threshold, aum_values, threshold_labels
 from selfprune.metrics.grand import grand_values
 from selfprune.metrics.memorization import memorization, subset_masks
-from selfprune.scores import Scores, ScoreTable
+from selfprune.scores import Scores, ScoreTable, mean_rank
 
 Progress = Callable[[str, int, int], None]
 _RUNS_HINT = "give the number of runs as n_seeds= (their seeds derive from seed=)"
@@ -42,6 +42,7 @@ class DynamicsResult:
     recorders: list[Recorder]
     threshold: list[AUMThreshold] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)
+    """Per run: the training accuracy of its last epoch, each example counted when it was presented."""
 
 
 def _prepare(x, labels, ids, caller: str):
@@ -50,7 +51,13 @@ def _prepare(x, labels, ids, caller: str):
     xa = np.asarray(x)
     if xa.ndim < 2 or len(xa) < 2:
         raise InvalidInputError(f"{caller}: x must be (N, ...) with N >= 2, got shape {xa.shape}")
-    y = check_labels(labels, len(xa), caller=caller)
+    la = np.asarray(labels)
+    if la.ndim == 2 and la.shape[1] > 1:  # several labelings of the same rows: one head each
+        y = np.stack([check_labels(la[:, r], len(xa), caller=caller) for r in range(la.shape[1])], axis=1)
+    elif la.ndim == 2 and la.shape[1] == 1:
+        y = check_labels(la[:, 0], len(xa), caller=caller)
+    else:
+        y = check_labels(labels, len(xa), caller=caller)
     ids = check_ids(ids, len(xa), caller=caller)
     # torch tensors share the array's memory and must be writable: a read-only input (a memory map,
     # a view of a file) is copied, never written
@@ -86,14 +93,28 @@ def _run(
     label,
     grand="none",
 ):
+    """Train one proxy on ``y``, (N,) labels, or (N, R): R labelings, one head of ``num_classes``
+    outputs each on a shared network (the loss is the mean of the heads' cross-entropies); ``rec``
+    is a Recorder, or a list of R (one per head). The accuracy returned is the training accuracy of
+    the last epoch as recorded (each example when it was presented), averaged over heads: a pass
+    over the data to predict after training would cost as much as an epoch of training."""
     from selfprune.evaluate.models import build_model
     from selfprune.evaluate.trainers import fit_minibatches
 
     yt = torch.from_numpy(y)
-    net = build_model(model, tuple(xt.shape[1:]), num_classes, seed=seed)
+    heads = 1 if y.ndim == 1 else y.shape[1]
+    recs = rec if isinstance(rec, list) else [rec]
+    net = build_model(model, tuple(xt.shape[1:]), num_classes * heads, seed=seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     grads: dict[str, np.ndarray | None] = {"full": None, "last": None}
+    cols = [slice(r * num_classes, (r + 1) * num_classes) for r in range(heads)]
+    batch_loss = None
+    if heads > 1:
+
+        def batch_loss(logits, idx, epoch):
+            ce = torch.nn.functional.cross_entropy
+            return sum(ce(logits[:, c], yt[idx, r]) for r, c in enumerate(cols)) / heads
 
     def gradients():
         if grand in ("full", "both"):
@@ -102,10 +123,16 @@ def _run(
             grads["last"] = grand_values(net, xt, yt, last_layer=True)
 
     def on_batch(idx, logits):
-        rec.update(ids[idx.numpy()], logits, yt[idx])
+        at = ids[idx.numpy()]
+        if heads == 1:
+            recs[0].update(at, logits, yt[idx])
+        else:
+            for r, c in enumerate(cols):
+                recs[r].update(at, logits[:, c], yt[idx, r])
 
     def on_epoch(e):
-        rec.end_epoch()
+        for r in recs:
+            r.end_epoch()
         if progress is not None:
             progress(label, e + 1, epochs)
         if grand_epoch == e + 1:  # GraNd after ``grand_epoch`` epochs
@@ -114,10 +141,11 @@ def _run(
     if grand_epoch == 0:
         gradients()
     fit_minibatches(
-        net, opt, xt, yt, batch_size=batch_size, generator=gen, epochs=epochs, on_batch=on_batch, on_epoch=on_epoch
-    )
+        net, opt, xt, yt, batch_size=batch_size, generator=gen, epochs=epochs, batch_loss=batch_loss,
+        on_batch=on_batch, on_epoch=on_epoch,
+    )  # fmt: skip
     g_full, g_last = grads["full"], grads["last"]
-    acc = float(np.mean(_predict(torch, net, xt) == y))
+    acc = float(np.mean([np.nanmean(r.values("correct")[:, -1]) for r in recs]))
     return g_full, g_last, acc, net
 
 
@@ -151,9 +179,20 @@ def proxy_dynamics(
     with ``aum_threshold_runs`` it adds ``aum_flagged`` (fraction of threshold runs flagging
     the example as likely mislabelled; higher = harder).
     Recordings go under ``path/seed-<k>`` when ``path`` is given (memory otherwise).
+
+    ``labels`` may be (N, R): R labelings of the same rows with the same classes (for example the
+    restarts of a clustering). Each run then trains one network with a head per labeling, and every
+    metric is the mean over heads of its normalised rank (in (0, 1], higher = harder), so that no
+    labeling outweighs another by its scale. GraNd needs ``grand="none"`` there, and the threshold
+    runs use the first labeling.
     """
     torch = require("torch", "torch")
     x, y, ids = _prepare(x, labels, ids, "proxy_dynamics")
+    heads = 1 if y.ndim == 1 else y.shape[1]
+    if heads > 1 and grand != "none":
+        raise InvalidInputError(
+            f"proxy_dynamics: GraNd needs one labeling; with {heads} label columns pass grand='none'"
+        )
     epochs = check_int(epochs, caller="proxy_dynamics", name="epochs")
     refuse_seeds(seeds, caller="proxy_dynamics", hint=_RUNS_HINT)
     seeds = check_int(n_seeds, caller="proxy_dynamics", name="n_seeds")
@@ -171,24 +210,28 @@ def proxy_dynamics(
     run_seeds = [seed_int(rng) for _ in range(seeds + (2 if aum_threshold_runs else 0))]
     num_classes = max(int(y.max()) + 1, 2)
     xt = torch.from_numpy(x)
-    recs, fulls, lasts, accs = [], [], [], []
+    by_head: list[list[Recorder]] = [[] for _ in range(heads)]
+    fulls, lasts, accs = [], [], []
     for k in range(seeds):
         folder = None if path is None else Path(path) / f"seed-{k}"
-        if folder is not None and (folder / "state.json").exists():
-            raise StoreError(
-                f"proxy_dynamics: {folder} already holds a recording; choose an empty folder"
-            )
-        rec = Recorder(len(y), num_classes, folder, ids=ids)
+        folders = [folder if heads == 1 or folder is None else folder / f"head-{r}" for r in range(heads)]
+        for f in folders:
+            if f is not None and (f / "state.json").exists():
+                raise StoreError(f"proxy_dynamics: {f} already holds a recording; choose an empty folder")
+        run_recs = [Recorder(len(y), num_classes, f, ids=ids) for f in folders]
         g_full, g_last, acc, _ = _run(
             torch, xt, y, ids, model=model, num_classes=num_classes, epochs=epochs,
-            batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=rec,
+            batch_size=batch_size, lr=lr, seed=run_seeds[k], rec=run_recs,
             grand_epoch=grand_epoch, progress=progress, label=f"seed {k + 1}/{seeds}", grand=grand,
         )  # fmt: skip
-        recs.append(rec)
+        for r, rec in enumerate(run_recs):
+            by_head[r].append(rec)
         accs.append(acc)
         fulls.append(g_full)
         lasts.append(g_last)
-    table = dynamics_scores(recs, list(metrics), epoch=el2n_epoch)
+    recs = [rec for run in zip(*by_head, strict=True) for rec in run]  # run-major
+    tables = [dynamics_scores(h, list(metrics), epoch=el2n_epoch) for h in by_head]
+    table = tables[0] if heads == 1 else _mean_over_heads(tables)
     extra = []
     if grand in ("full", "both"):
         extra.append(Scores(ids, np.mean(fulls, axis=0), "grand",
@@ -204,7 +247,7 @@ def proxy_dynamics(
         taken = np.zeros(len(y), dtype=bool)
         for j in range(2):
             y_thr, is_thr = threshold_labels(
-                y, num_classes, seed=run_seeds[seeds + j], exclude=taken
+                y if heads == 1 else y[:, 0], num_classes, seed=run_seeds[seeds + j], exclude=taken
             )
             taken |= is_thr
             rec = Recorder(len(y), num_classes + 1, None, ids=ids)
@@ -243,6 +286,16 @@ def proxy_dynamics(
     if extra:
         table = table.with_scores(*extra)
     return DynamicsResult(table, recs, thresholds, accs)
+
+
+def _mean_over_heads(tables: list[ScoreTable]) -> ScoreTable:
+    """Each metric of several heads' tables as the mean of its normalised ranks over the heads."""
+    out = []
+    for m in tables[0]:
+        s = mean_rank([t[m] for t in tables], name=m)
+        meta = {**tables[0][m].meta, "heads": len(tables), "combination": "mean of normalised ranks over heads"}
+        out.append(Scores(s.ids, s.values, m, meta))
+    return ScoreTable.from_scores(out)
 
 
 def proxy_memorization(
@@ -323,7 +376,9 @@ def labelfree_dynamics(
     only travel along in the table's ``label`` column; the pseudo-labels go to ``pseudo_label``.
     Every metric's meta records ``label_free: true`` and the pseudo-label settings. ``model="auto"``
     trains ``small-cnn`` on images and ``mlp`` on vectors (``LABELFREE_DEFAULTS``; measured in
-    docs/labelfree.md). GraNd is not computed.
+    docs/labelfree.md). GraNd is not computed. Pseudo-labels with ``restart_labels``
+    (``pseudo_labels(restarts=R, combine="heads")``) train one proxy with a head per restart, and
+    each metric is the mean of its normalised ranks over the heads (see :func:`proxy_dynamics`).
     """
     from selfprune.metrics.pseudo import PseudoLabels
 
@@ -347,18 +402,19 @@ def labelfree_dynamics(
             )
     at = align_ids(pseudo.ids, ids, caller=caller, what="pseudo-labels")
     y_pseudo = pseudo.labels[at]
-    if len(np.unique(y_pseudo)) < 2:
+    y_train = y_pseudo if pseudo.restart_labels is None else np.ascontiguousarray(pseudo.restart_labels[:, at].T)
+    if any(len(np.unique(col)) < 2 for col in y_train.reshape(len(ids), -1).T):
         raise InvalidInputError(f"{caller}: the pseudo-labels hold one cluster; training dynamics need at least 2")
     y_true = None if labels is None else check_labels(labels, len(ids), caller=caller)
     if model == "auto":
         model = "small-cnn" if xa.ndim >= 3 else "mlp"
     res = proxy_dynamics(
-        xa, y_pseudo, ids=ids, model=model, epochs=epochs, n_seeds=seeds, batch_size=batch_size, lr=lr,
+        xa, y_train, ids=ids, model=model, epochs=epochs, n_seeds=seeds, batch_size=batch_size, lr=lr,
         seed=seed, metrics=metrics, grand="none", aum_threshold_runs=aum_threshold_runs, path=path,
         progress=progress,
     )  # fmt: skip
     settings = {"label_free": True, "pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}, "model": model,
-                "epochs": epochs, "runs": seeds}  # fmt: skip
+                "epochs": epochs, "runs": seeds, "heads": pseudo.heads}  # fmt: skip
     scores = [Scores(ids, res.table[m].values, m, {**res.table[m].meta, **settings}) for m in res.table]
     table = ScoreTable.from_scores(scores)
     table.labels = y_true

@@ -133,7 +133,9 @@ def read_ids(path: str | os.PathLike) -> np.ndarray:
 def write_pseudo_labels(path: str | os.PathLike, pseudo) -> Path:
     """Write :class:`~selfprune.metrics.pseudo.PseudoLabels` as Parquet ``id, pseudo_label, confidence``.
 
-    The settings (k, refinement, seed, encoder) go into the key-value metadata.
+    The settings (k, refinement, seed, encoder) go into the key-value metadata. Pseudo-labels kept
+    for several heads add ``pseudo_label_1``, ... ``pseudo_label_<R-1>``: restarts 1 to R-1
+    (``pseudo_label`` is restart 0).
     """
     import pyarrow as pa
 
@@ -142,6 +144,9 @@ def write_pseudo_labels(path: str | os.PathLike, pseudo) -> Path:
         "pseudo_label": pa.array(pseudo.labels, type=pa.int64()),
         "confidence": pa.array(pseudo.confidence, type=pa.float64()),
     }
+    if pseudo.restart_labels is not None:
+        for r, labels in enumerate(pseudo.restart_labels[1:], start=1):
+            columns[f"pseudo_label_{r}"] = pa.array(labels, type=pa.int64())
     return write_parquet(path, columns, {"pseudo_labels": {**pseudo.meta, "k": int(pseudo.k)}})
 
 
@@ -158,26 +163,36 @@ def read_pseudo_labels(path: str | os.PathLike):
         raise DataSourceError(
             f"{path} is not a pseudo-label file: no {missing[0]!r} column; columns are {table.column_names}"
         )
-    col = table.column("pseudo_label")
-    if col.null_count or not pa.types.is_integer(col.type):
-        raise DataSourceError(f"{path}: 'pseudo_label' must be integers without missing values")
-    labels = col.to_numpy().astype(np.int64)
-    if len(labels) < 2:
-        raise DataSourceError(f"{path}: needs at least 2 rows, got {len(labels)}")
-    if labels.min() < 0:
-        raise DataSourceError(f"{path}: 'pseudo_label' must be >= 0, got {labels.min()}")
-    found = len(np.unique(labels))
-    if found < 2:
-        raise DataSourceError(f"{path}: all rows share one pseudo-label; training dynamics need at least 2 clusters")
+    n_heads = 1
+    while f"pseudo_label_{n_heads}" in table.column_names:
+        n_heads += 1
+    heads = []
+    for name in ["pseudo_label"] + [f"pseudo_label_{r}" for r in range(1, n_heads)]:
+        col = table.column(name)
+        if col.null_count or not pa.types.is_integer(col.type):
+            raise DataSourceError(f"{path}: {name!r} must be integers without missing values")
+        head = col.to_numpy().astype(np.int64)
+        if len(head) < 2:
+            raise DataSourceError(f"{path}: needs at least 2 rows, got {len(head)}")
+        if head.min() < 0:
+            raise DataSourceError(f"{path}: {name!r} must be >= 0, got {head.min()}")
+        if len(np.unique(head)) < 2:
+            where = "" if name == "pseudo_label" else f" in {name!r}"
+            raise DataSourceError(
+                f"{path}: all rows share one pseudo-label{where}; training dynamics need at least 2 clusters"
+            )
+        heads.append(head)
+    labels = heads[0]
     md = (table.schema.metadata or {}).get(b"selfprune")
     meta = json.loads(md).get("pseudo_labels", {}) if md else {}
     has_conf = "confidence" in table.column_names
     conf = table.column("confidence").to_numpy().astype(np.float64) if has_conf else np.ones(len(labels))
-    k = max(int(meta.get("k", 0)), int(labels.max()) + 1)
+    k = max(int(meta.get("k", 0)), *(int(h.max()) + 1 for h in heads))
     try:
         from selfprune._checks import check_ids
 
         ids = check_ids(table.column("id").to_numpy(), len(labels), caller=str(path))
     except InvalidInputError as exc:
         raise DataSourceError(str(exc)) from exc
-    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)
+    restart_labels = np.stack(heads) if n_heads > 1 else None
+    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta, restart_labels=restart_labels)

@@ -438,21 +438,27 @@ def _lower(i: np.ndarray, j: np.ndarray, lower: bool) -> tuple[np.ndarray, np.nd
 
 ROW_BLOCK = 256
 """Rows per product in :func:`by_row_blocks`: every row is computed in a product of exactly this
-many rows, so its value does not depend on how many rows came with it (a CPU GEMM picks other
-kernels for small batches, and those round differently)."""
+many rows, at a place fixed by its row number, so its value depends neither on how many rows came
+with it (a CPU GEMM picks other kernels for small batches, and those round differently) nor on
+where its chunk began (a GEMM kernel may also round a row by its place in the block: OpenBLAS's
+Haswell kernel rounds rows 0-5 and 6-11 of every 12 differently)."""
 
 
-def by_row_blocks(fn, x: np.ndarray) -> np.ndarray:
+def by_row_blocks(fn, x: np.ndarray, start: int = 0) -> np.ndarray:
     """``fn`` (a row-wise function of a float32 (ROW_BLOCK, D) numpy block, returning an array) over
-    ``x`` in zero-padded blocks of ``ROW_BLOCK`` rows, concatenated: the same value for a row however
-    ``x`` was chunked."""
+    ``x`` in zero-padded blocks of ``ROW_BLOCK`` rows, concatenated. ``start`` is the row number of
+    ``x[0]`` in the whole data: row ``r`` is always computed at place ``r % ROW_BLOCK`` of its block,
+    so it gets the same value however the data was chunked."""
     x = np.ascontiguousarray(x, dtype=np.float32)
+    lead = start % ROW_BLOCK
     parts = []
-    for a in range(0, len(x), ROW_BLOCK):
-        blk = x[a : a + ROW_BLOCK]
-        if len(blk) < ROW_BLOCK:
-            blk = np.concatenate([blk, np.zeros((ROW_BLOCK - len(blk), x.shape[1]), np.float32)])
-        parts.append(np.asarray(fn(blk))[: min(ROW_BLOCK, len(x) - a)])
+    for a in range(-lead, len(x), ROW_BLOCK):
+        blk = x[max(a, 0) : a + ROW_BLOCK]
+        before, after = max(-a, 0), ROW_BLOCK - max(-a, 0) - len(blk)
+        if before or after:
+            blk = np.concatenate([np.zeros((before, x.shape[1]), np.float32), blk,
+                                  np.zeros((after, x.shape[1]), np.float32)])  # fmt: skip
+        parts.append(np.asarray(fn(blk))[before : ROW_BLOCK - after])
     return np.concatenate(parts) if parts else np.empty((0,))
 
 

@@ -36,6 +36,7 @@ from selfprune.metrics._kernel import by_row_blocks
 from selfprune.metrics._kmeans import fit_centroids, normalize_rows, unit_rows
 
 REFINE = ("none", "neighbours")
+COMBINE = ("vote", "heads")
 CONSENSUS = (
     "restarts matched by overlap (Hungarian) to the one that agrees most with the others, majority vote; "
     "confidence = mean over restarts of each one's confidence where it voted for the winner"
@@ -47,13 +48,24 @@ MIN_K, MAX_K, ROWS_PER_CLUSTER = 10, 100, 6000
 
 @dataclass(frozen=True, eq=False)
 class PseudoLabels:
-    """One cluster per example: ``labels[i]`` in ``[0, k)`` and its ``confidence[i]`` in (0, 1]."""
+    """One cluster per example: ``labels[i]`` in ``[0, k)`` and its ``confidence[i]`` in (0, 1].
+
+    ``restart_labels``, (R, N), is set by ``pseudo_labels(restarts=R, combine="heads")``: every
+    restart's clusters, restart 0 first (``labels`` is restart 0's). Label-free dynamics then train
+    one proxy with a head per restart (:func:`~selfprune.dynamics.train.labelfree_dynamics`).
+    """
 
     ids: np.ndarray
     labels: np.ndarray
     confidence: np.ndarray
     k: int
     meta: dict[str, Any] = field(default_factory=dict)
+    restart_labels: np.ndarray | None = None
+
+    @property
+    def heads(self) -> int:
+        """Labelings the proxy learns at once: R with ``combine="heads"``, else 1."""
+        return 1 if self.restart_labels is None else len(self.restart_labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -101,6 +113,7 @@ def pseudo_labels(
     niter: int = 20,
     max_points_per_centroid: int = 256,
     restarts: int = 1,
+    combine: str = "vote",
     encoder: str | None = None,
     engine: Engine | str | None = None,
 ) -> PseudoLabels:
@@ -113,9 +126,11 @@ def pseudo_labels(
     empty (more often with the refinement); ``meta["empty_clusters"]`` counts them.
 
     ``restarts > 1`` clusters that many times (k-means and head from seeds drawn in turn from
-    ``seed``; the refinement's sample and its neighbours are shared) and returns their consensus
-    (:func:`consensus_labels`): one clustering depends much on its seed, and their vote less
-    (measured in docs/labelfree.md). ``restarts=1`` is the single clustering of the same seed.
+    ``seed``; the refinement's sample and its neighbours are shared). One clustering depends much
+    on its seed (measured in docs/labelfree.md), and ``combine`` says what to do with several:
+    ``"vote"`` returns their consensus (:func:`consensus_labels`); ``"heads"`` keeps every
+    restart's clusters in ``restart_labels`` (``labels`` is restart 0's), so that one proxy learns
+    them all, a head each. ``restarts=1`` is the single clustering of the same seed either way.
     """
     caller = "pseudo_labels"
     x = source_of(embeddings, caller=caller)
@@ -132,6 +147,8 @@ def pseudo_labels(
     epochs = check_int(epochs, caller=caller, name="epochs", low=1)
     fit_rows = check_int(fit_rows, caller=caller, name="fit_rows", low=2)
     restarts = check_int(restarts, caller=caller, name="restarts", low=1)
+    if combine not in COMBINE:
+        raise InvalidInputError(f"{caller}: combine must be one of {COMBINE}, got {combine!r}")
     rng = as_rng(seed, caller=caller)
     if ids is None and hasattr(x, "ids"):
         ids = x.ids
@@ -173,15 +190,20 @@ def pseudo_labels(
             parts = eng.map(head_assign_chunk, x, head_state(head))
         runs.append((stack(parts, "label").astype(np.int64), stack(parts, "confidence").astype(np.float64)))
     del fit, nbr
+    restart_labels = None
     if restarts == 1:
         labels, conf = runs[0]
+    elif combine == "heads":
+        labels, conf = runs[0]
+        restart_labels = np.stack([r[0] for r in runs])
+        meta.update(restarts=restarts, combine="heads")
     else:
         labels, conf, agree = consensus_labels(np.stack([r[0] for r in runs]), np.stack([r[1] for r in runs]), k)
-        meta.update(restarts=restarts, consensus=CONSENSUS, mean_agreement=float(agree.mean()))
+        meta.update(restarts=restarts, combine="vote", consensus=CONSENSUS, mean_agreement=float(agree.mean()))
     counts = np.bincount(labels, minlength=k)
     meta["empty_clusters"] = int((counts == 0).sum())
     meta["mean_confidence"] = float(conf.mean())
-    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta)
+    return PseudoLabels(ids=ids, labels=labels, confidence=conf, k=k, meta=meta, restart_labels=restart_labels)
 
 
 def consensus_labels(labelings, confidences, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,12 +261,13 @@ def neighbour_table(x: np.ndarray, neighbours: int, *, seed: int) -> np.ndarray:
     return np.where(nbr < 0, np.arange(len(x))[:, None], nbr)
 
 
-def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def _kmeans_assign(x: np.ndarray, centroids: np.ndarray, start: int = 0) -> np.ndarray:
     """(n, 2) float64: nearest centroid (first on ties) and its softmax share over all centroids.
 
-    Row by row the same whatever the chunking (products in fixed row blocks)."""
+    Row by row the same whatever the chunking (products in fixed row blocks; ``start``: the row
+    number of ``x[0]``)."""
     c = np.ascontiguousarray(centroids, dtype=np.float32)
-    sims = by_row_blocks(lambda b: b @ c.T, x)
+    sims = by_row_blocks(lambda b: b @ c.T, x, start)
     lab = sims.argmax(axis=1)
     z = (sims - sims[np.arange(len(x)), lab][:, None]) / KMEANS_TEMPERATURE
     conf = 1.0 / np.exp(z.astype(np.float64)).sum(axis=1)
@@ -253,7 +276,7 @@ def _kmeans_assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 def kmeans_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray]:
     """Chunk function: the k-means ``label`` and ``confidence`` of each row (``state["centroids"]``)."""
-    out = _kmeans_assign(unit_rows(chunk, caller="pseudo_labels"), state["centroids"])
+    out = _kmeans_assign(unit_rows(chunk, caller="pseudo_labels"), state["centroids"], lo)
     return {"label": out[:, 0].astype(np.int64), "confidence": out[:, 1]}
 
 
@@ -275,7 +298,7 @@ def head_assign_chunk(chunk: np.ndarray, lo: int, state) -> dict[str, np.ndarray
             x = torch.from_numpy(b)
             return torch.softmax(f.linear(torch.relu(f.linear(x, w["w1"], w["b1"])), w["w2"], w["b2"]), dim=1).numpy()
 
-    p = by_row_blocks(probs, unit_rows(chunk, caller="pseudo_labels"))
+    p = by_row_blocks(probs, unit_rows(chunk, caller="pseudo_labels"), lo)
     return {"label": p.argmax(axis=1).astype(np.int64), "confidence": p.max(axis=1).astype(np.float64)}
 
 
