@@ -119,6 +119,51 @@ def fashion_with_ceiling():
     return (x, y, ids, xt, yt), supervised_el2n(x, y, ids)
 
 
+def pixel_route_setup(args):
+    """What the route benches do before their routes: ``(t_start, keeps, fashion, sup, feats,
+    t_embed, results)``: the start time, the keeps of ``args``, :func:`fashion_with_ceiling`'s data
+    and supervised ceiling, the pixel-PCA features of every image and their seconds, and the
+    results dict holding the setting."""
+    t_start = time.perf_counter()
+    fashion, sup = fashion_with_ceiling()
+    x = fashion[0]
+    feats, t_embed = timed(lambda: get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x))
+    results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}}
+    return t_start, [float(k) for k in args.keeps.split(",")], fashion, sup, feats, t_embed, results
+
+
+def labelfree_routes(routes, x, ids, feats, sup: Scores, describe) -> tuple[list[Scores], list[dict]]:
+    """The default proxy on the pseudo-labels of every route, ``(name, pseudo_labels settings)``:
+    its label-free EL2N as an arm ``labelfree-el2n-<name>``, and a record of the route (its
+    settings, ``describe(pseudo)``, the Spearman with ``sup`` and the seconds of each step)."""
+    from scipy.stats import spearmanr
+
+    arms, records = [], []
+    for name, kw in routes:
+        pl, t_pl = timed(pseudo_labels, feats, ids=ids, **kw)
+        res, t_proxy = timed(labelfree_dynamics, x, pl, ids=ids, seed=kw["seed"], metrics=("el2n",))
+        lf = Scores(ids, res.table["el2n"].values, f"labelfree-el2n-{name}", res.table["el2n"].meta)
+        record = {"arm": lf.name, **kw, **describe(pl),
+                  "spearman_vs_supervised_el2n": float(spearmanr(lf.values, sup.values)[0]),
+                  "pseudo_labels_seconds": round(t_pl, 2), "proxy_seconds": round(t_proxy, 2)}  # fmt: skip
+        print(record, flush=True)
+        arms.append(lf)
+        records.append(record)
+    return arms, records
+
+
+def scoring_cost(records: list[dict], t_embed: float, t_target: float) -> dict[str, float]:
+    """Label-free scoring (embedding + pseudo-labels + proxy) of each route record against one
+    full-data training run of the target, in seconds and as a ratio."""
+    cost = {"embed (pixel PCA)": round(t_embed, 2)}
+    for r in records:
+        total = t_embed + r["pseudo_labels_seconds"] + r["proxy_seconds"]
+        cost[f"label-free scoring, {r['arm']}"] = round(total, 2)
+        cost[f"ratio to one full-data target run, {r['arm']}"] = round(total / t_target, 3)
+    cost["one full-data training run of the target"] = round(t_target, 2)
+    return cost
+
+
 def supervised_el2n(x: np.ndarray, y: np.ndarray, ids: np.ndarray) -> Scores:
     """The supervised ceiling of the label-free benches: EL2N of a 2-epoch small-cnn proxy on the true labels."""
     sup = proxy_dynamics(x, y, ids=ids, model="small-cnn", epochs=2, n_seeds=1, metrics=("el2n",), grand="none", seed=0)

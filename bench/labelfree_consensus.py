@@ -21,16 +21,9 @@ full-data training run of the target (the cost bar). Training runs share the cac
 
 from __future__ import annotations
 
-import time
+from labelfree import fashion_args, labelfree_routes, pixel_route_setup, run_fashion_curve, scoring_cost, timed
 
-from labelfree import fashion_args, fashion_with_ceiling, run_fashion_curve, timed
-from scipy.stats import spearmanr
-
-from selfprune.dynamics.train import labelfree_dynamics
-from selfprune.embed import get_encoder
 from selfprune.evaluate.trainers import get_trainer
-from selfprune.metrics.pseudo import pseudo_labels
-from selfprune.scores import Scores
 
 
 def main() -> None:
@@ -38,38 +31,19 @@ def main() -> None:
     ap.add_argument("--cluster-seeds", default="0,1,3", help="clustering seeds of the single-clustering arms")
     ap.add_argument("--restarts", type=int, default=4)
     args = ap.parse_args()
-    t_start = time.perf_counter()
-    keeps = [float(k) for k in args.keeps.split(",")]
-    fashion, sup_s = fashion_with_ceiling()
+    t_start, keeps, fashion, sup_s, feats, t_embed, results = pixel_route_setup(args)
     x, y, ids, xt, yt = fashion
-    feats, t_embed = timed(lambda: get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x))
-    results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}, "routes": []}
-    cost = {"embed (pixel PCA)": round(t_embed, 2)}
-    arms = [sup_s]
     routes = [(f"seed{s}", {"seed": int(s)}) for s in args.cluster_seeds.split(",")]
     routes.append((f"restarts{args.restarts}", {"seed": 0, "restarts": args.restarts}))
-    for name, kw in routes:
-        pl, t_pl = timed(pseudo_labels, feats, ids=ids, **kw)
-        res, t_proxy = timed(labelfree_dynamics, x, pl, ids=ids, seed=kw["seed"], metrics=("el2n",))
-        lf = Scores(ids, res.table["el2n"].values, f"labelfree-el2n-{name}", res.table["el2n"].meta)
-        route = {"arm": lf.name, **kw, "purity": pl.purity(y), "mean_agreement": pl.meta.get("mean_agreement"),
-                 "spearman_vs_supervised_el2n": float(spearmanr(lf.values, sup_s.values)[0]),
-                 "pseudo_labels_seconds": round(t_pl, 2), "proxy_seconds": round(t_proxy, 2)}  # fmt: skip
-        results["routes"].append(route)
-        print(route, flush=True)
-        arms.append(lf)
-    target = get_trainer("small-cnn", epochs=3)
-    _, t_target = timed(target, x, y, xt, yt, seed=0)
-    single, voted = results["routes"][0], results["routes"][-1]
-    for r in (single, voted):
-        total = t_embed + r["pseudo_labels_seconds"] + r["proxy_seconds"]
-        cost[f"label-free scoring, {r['arm']}"] = round(total, 2)
-        cost[f"ratio to one full-data target run, {r['arm']}"] = round(total / t_target, 3)
-    cost["one full-data training run of the target"] = round(t_target, 2)
-    results["cost_seconds"] = cost
+    def describe(pl):
+        return {"purity": pl.purity(y), "mean_agreement": pl.meta.get("mean_agreement")}
+
+    arms, results["routes"] = labelfree_routes(routes, x, ids, feats, sup_s, describe)
+    _, t_target = timed(get_trainer("small-cnn", epochs=3), x, y, xt, yt, seed=0)
+    results["cost_seconds"] = cost = scoring_cost([results["routes"][0], results["routes"][-1]], t_embed, t_target)
     print("cost (s, one thread each):", cost, flush=True)
     title = "Fashion-MNIST, small-cnn 3 epochs: single clusterings against the vote of restarts"
-    run_fashion_curve(args, [(k, list(arms)) for k in keeps], fashion, results, title, t_start)
+    run_fashion_curve(args, [(k, [sup_s, *arms]) for k in keeps], fashion, results, title, t_start)
 
 
 if __name__ == "__main__":

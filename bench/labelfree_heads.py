@@ -24,16 +24,10 @@ run of the target (the cost bar). Training runs share the cache of ``bench/label
 
 from __future__ import annotations
 
-import time
+from labelfree import fashion_args, labelfree_routes, pixel_route_setup, run_fashion_curve, scoring_cost, timed
 
-from labelfree import fashion_args, fashion_with_ceiling, run_fashion_curve, timed
-from scipy.stats import spearmanr
-
-from selfprune.dynamics.train import labelfree_dynamics
-from selfprune.embed import get_encoder
 from selfprune.evaluate.trainers import get_trainer
-from selfprune.metrics.pseudo import PseudoLabels, pseudo_labels
-from selfprune.scores import Scores
+from selfprune.metrics.pseudo import PseudoLabels
 
 
 def head_purities(pl: PseudoLabels, y) -> list[float]:
@@ -48,38 +42,20 @@ def main() -> None:
     ap.add_argument("--cluster-seeds", default="0,1", help="clustering seeds of the single and the heads arms")
     ap.add_argument("--heads", type=int, default=4, help="restarts, one proxy head each")
     args = ap.parse_args()
-    t_start = time.perf_counter()
-    keeps = [float(k) for k in args.keeps.split(",")]
-    fashion, sup_s = fashion_with_ceiling()
+    t_start, keeps, fashion, sup_s, feats, t_embed, results = pixel_route_setup(args)
     x, y, ids, xt, yt = fashion
-    feats, t_embed = timed(lambda: get_encoder("pixels", dim=64).fit(x[:20_000], seed=0).encode(x))
-    results: dict = {"setting": vars(args) | {"target": "small-cnn", "target_epochs": 3}, "routes": []}
-    cost = {"embed (pixel PCA)": round(t_embed, 2)}
-    arms = [sup_s]
     routes = []
     for s in (int(v) for v in args.cluster_seeds.split(",")):
         routes.append((f"seed{s}", {"seed": s}))
         routes.append((f"heads{args.heads}-seed{s}", {"seed": s, "restarts": args.heads, "combine": "heads"}))
-    for name, kw in routes:
-        pl, t_pl = timed(pseudo_labels, feats, ids=ids, **kw)
-        res, t_proxy = timed(labelfree_dynamics, x, pl, ids=ids, seed=kw["seed"], metrics=("el2n",))
-        lf = Scores(ids, res.table["el2n"].values, f"labelfree-el2n-{name}", res.table["el2n"].meta)
-        route = {"arm": lf.name, **kw, "purity": head_purities(pl, y),
-                 "spearman_vs_supervised_el2n": float(spearmanr(lf.values, sup_s.values)[0]),
-                 "pseudo_labels_seconds": round(t_pl, 2), "proxy_seconds": round(t_proxy, 2)}  # fmt: skip
-        results["routes"].append(route)
-        print(route, flush=True)
-        arms.append(lf)
+    arms, results["routes"] = labelfree_routes(
+        routes, x, ids, feats, sup_s, lambda pl: {"purity": head_purities(pl, y)}
+    )
     _, t_target = timed(get_trainer("small-cnn", epochs=3), x, y, xt, yt, seed=0)
-    for r in results["routes"][:2]:
-        total = t_embed + r["pseudo_labels_seconds"] + r["proxy_seconds"]
-        cost[f"label-free scoring, {r['arm']}"] = round(total, 2)
-        cost[f"ratio to one full-data target run, {r['arm']}"] = round(total / t_target, 3)
-    cost["one full-data training run of the target"] = round(t_target, 2)
-    results["cost_seconds"] = cost
+    results["cost_seconds"] = cost = scoring_cost(results["routes"][:2], t_embed, t_target)
     print("cost (s, one thread each):", cost, flush=True)
     title = "Fashion-MNIST, small-cnn 3 epochs: single clusterings against one proxy with a head per restart"
-    run_fashion_curve(args, [(k, list(arms)) for k in keeps], fashion, results, title, t_start)
+    run_fashion_curve(args, [(k, [sup_s, *arms]) for k in keeps], fashion, results, title, t_start)
 
 
 if __name__ == "__main__":
