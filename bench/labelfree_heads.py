@@ -18,7 +18,7 @@ Fashion-MNIST, all 60,000 / 10,000, the ``small-cnn`` target 3 epochs on every s
 0..2, keep 0.3 / 0.5 / 0.7, paired with random by seed. Before the curve, one thread each and one
 after another in this process: each route's pseudo-labels and proxy, and one full-data training
 run of the target (the cost bar). Training runs share the cache of ``bench/labelfree.py`` (same
-``--out``). Prints a table and writes ``bench/results/labelfree_heads.json``. About 45 minutes on
+``--out``). Prints a table and writes ``bench/results/labelfree_heads.json``. About 30 minutes on
 2 cores with ``--jobs 2``.
 """
 

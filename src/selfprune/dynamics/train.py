@@ -51,13 +51,9 @@ def _prepare(x, labels, ids, caller: str):
     xa = np.asarray(x)
     if xa.ndim < 2 or len(xa) < 2:
         raise InvalidInputError(f"{caller}: x must be (N, ...) with N >= 2, got shape {xa.shape}")
-    la = np.asarray(labels)
-    if la.ndim == 2 and la.shape[1] > 1:  # several labelings of the same rows: one head each
-        y = np.stack([check_labels(la[:, r], len(xa), caller=caller) for r in range(la.shape[1])], axis=1)
-    elif la.ndim == 2 and la.shape[1] == 1:
-        y = check_labels(la[:, 0], len(xa), caller=caller)
-    else:
-        y = check_labels(labels, len(xa), caller=caller)
+    la = np.asarray(labels)  # (N, R): several labelings of the same rows, one head each
+    cols = [check_labels(c, len(xa), caller=caller) for c in (la.T if la.ndim == 2 and la.shape[1] else [la])]
+    y = cols[0] if len(cols) == 1 else np.stack(cols, axis=1)
     ids = check_ids(ids, len(xa), caller=caller)
     # torch tensors share the array's memory and must be writable: a read-only input (a memory map,
     # a view of a file) is copied, never written

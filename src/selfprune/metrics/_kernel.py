@@ -440,8 +440,9 @@ ROW_BLOCK = 256
 """Rows per product in :func:`by_row_blocks`: every row is computed in a product of exactly this
 many rows, at a place fixed by its row number, so its value depends neither on how many rows came
 with it (a CPU GEMM picks other kernels for small batches, and those round differently) nor on
-where its chunk began (a GEMM kernel may also round a row by its place in the block: OpenBLAS's
-Haswell kernel rounds rows 0-5 and 6-11 of every 12 differently)."""
+where its chunk began (a GEMM kernel may also round a row by its place in the block, as
+OpenBLAS's Haswell kernel does: chunks of 37 rows gave other values than the whole array before
+rows were placed by number, ``tests/metrics/test_kernel.py``)."""
 
 
 def by_row_blocks(fn, x: np.ndarray, start: int = 0) -> np.ndarray:
